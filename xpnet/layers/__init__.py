@@ -1,0 +1,19 @@
+"""Layers: ``forward(x, training=False) -> y``, ``backward(dy) -> dx``, ``params``/``grads``."""
+
+from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
+from .base import LAYER_TYPES, Layer
+from .dense import Dense
+from .dropout import Dropout
+from .softmax import Softmax
+
+__all__ = [
+    "LAYER_TYPES",
+    "Dense",
+    "Dropout",
+    "Layer",
+    "LeakyReLU",
+    "ReLU",
+    "Sigmoid",
+    "Softmax",
+    "Tanh",
+]

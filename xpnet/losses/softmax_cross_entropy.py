@@ -1,0 +1,96 @@
+"""Softmax cross-entropy fused with the softmax, on logits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import Array, Backend
+from .base import Loss, same_shape
+
+
+def one_hot(backend: Backend, labels: Array, classes: int, dtype: Any) -> Array:
+    """(N,) integer labels -> (N, classes) one-hot rows in ``dtype``, on the labels' backend."""
+    ar = backend.arange(classes, dtype=labels.dtype)
+    return backend.astype(labels[:, None] == ar[None, :], dtype)
+
+
+class SoftmaxCrossEntropy(Loss):
+    """Cross-entropy of ``softmax(logits)``, computed with log-sum-exp.
+
+    ``L = mean_n( logsumexp(z_n) - sum_c t_nc z_nc )`` for targets ``t`` that are one-hot (or
+    any probability rows); integer labels (N,) in ``[0, C)`` are turned into one-hot rows.
+    Gradient: ``dL/dz = (softmax(z) - t) / N``. Shapes: logits (N, C); target (N,) integer
+    labels or (N, C) probabilities.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p: Array | None = None
+        self.t: Array | None = None
+
+    def check_target(self, pred_shape: tuple[int, ...], target: Any) -> None:
+        name = "SoftmaxCrossEntropy"
+        if len(pred_shape) != 2:
+            raise ValueError(f"{name}: expected logits of shape (batch, classes), got {pred_shape}")
+        n, c = pred_shape
+        kind = np.dtype(str(target.dtype).rsplit(".", 1)[-1]).kind
+        if target.ndim == 1:
+            if kind not in "iu":
+                raise TypeError(
+                    f"{name}: 1-D targets must be integer class labels, got dtype {target.dtype}"
+                )
+            if target.shape[0] != n:
+                raise ValueError(f"{name}: got {target.shape[0]} labels for {n} rows of logits")
+            host = self.backend.to_host(target) if not isinstance(target, np.ndarray) else target
+            if host.size and (int(host.min()) < 0 or int(host.max()) >= c):
+                bad = host[(host < 0) | (host >= c)]
+                raise ValueError(
+                    f"{name}: labels must be in [0, {c - 1}] for {c} classes, got {int(bad[0])} "
+                    f"({bad.size} label(s) out of range)"
+                )
+        elif target.ndim == 2:
+            same_shape(name, pred_shape, tuple(target.shape))
+            if kind != "f":
+                raise TypeError(f"{name}: (N, C) targets must be floating, got {target.dtype}")
+            host = self.backend.to_host(target) if not isinstance(target, np.ndarray) else target
+            sums = host.sum(axis=1, dtype=np.float64)
+            if host.size and (host.min() < 0 or not np.allclose(sums, 1.0, atol=1e-3)):
+                raise ValueError(
+                    f"{name}: (N, C) targets must be one-hot or probability rows (non-negative, "
+                    f"summing to 1); got a row summing to {float(sums[np.argmax(abs(sums - 1))])}"
+                )
+        else:
+            raise ValueError(
+                f"{name}: target must be (N,) labels or (N, C) one-hot rows, got shape "
+                f"{tuple(target.shape)}"
+            )
+
+    def forward(self, pred: Array, target: Array, *, check: bool = True) -> Array:
+        if check:
+            self.check_target(tuple(pred.shape), target)
+        xp = self.xp
+        if target.ndim == 1:
+            t = one_hot(self.backend, target, pred.shape[1], pred.dtype)
+        else:
+            t = self.backend.astype(target, pred.dtype)
+        z = pred - xp.max(pred, axis=1, keepdims=True)
+        e = xp.exp(z)
+        s = xp.sum(e, axis=1, keepdims=True)
+        self.p = e / s
+        self.t = t
+        # logsumexp(z) - <t, z> per row (rows of t sum to 1): no exp of a large number, no log 0.
+        per_row = xp.log(s)[:, 0] - xp.sum(t * z, axis=1)
+        return xp.mean(per_row)
+
+    def backward(self) -> Array:
+        p = self._saved(self.p)
+        t = self._saved(self.t)
+        return (p - t) * (1.0 / p.shape[0])
+
+    def accuracy(self, pred: Array, target: Array) -> Array:
+        xp = self.xp
+        guess = xp.argmax(pred, axis=1)
+        labels = target if target.ndim == 1 else xp.argmax(target, axis=1)
+        return xp.mean(xp.astype(guess == xp.astype(labels, guess.dtype), pred.dtype))

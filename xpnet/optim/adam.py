@@ -1,0 +1,57 @@
+"""Adam with bias correction and optional decoupled weight decay."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._checks import real
+from ..backend import Array
+from .base import Optimizer
+from .schedules import Schedule
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba 2015), bias-corrected.
+
+    ``m <- b1 m + (1 - b1) g``; ``v <- b2 v + (1 - b2) g^2``;
+    ``p <- p - lr * m_hat / (sqrt(v_hat) + eps)`` with ``m_hat = m / (1 - b1^t)`` and
+    ``v_hat = v / (1 - b2^t)``. The corrections are folded into two scalars so one fused
+    kernel does the update. ``weight_decay`` is decoupled (AdamW): ``p <- p - lr wd p`` first.
+    """
+
+    slots = ("m", "v")
+
+    def __init__(
+        self,
+        lr: float = 0.001,
+        *,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        schedule: Schedule | None = None,
+    ) -> None:
+        super().__init__(lr, weight_decay=weight_decay, schedule=schedule)
+        self.beta1 = real("beta1", beta1, low=0.0, high=1.0, high_open=True)
+        self.beta2 = real("beta2", beta2, low=0.0, high=1.0, high_open=True)
+        self.eps = real("eps", eps, low=0.0, low_open=True)
+
+    def update(self, name: str, p: Array, g: Array, lr: float) -> None:
+        st = self._slots(name, p)
+        c2 = math.sqrt(1.0 - self.beta2**self.t)
+        if self.weight_decay:
+            p -= (lr * self.weight_decay) * p
+        self.backend.adam_update(
+            p,
+            g,
+            st["m"],
+            st["v"],
+            lr_t=lr * c2 / (1.0 - self.beta1**self.t),
+            beta1=self.beta1,
+            beta2=self.beta2,
+            eps_t=self.eps * c2,
+        )
+
+    def config(self) -> dict[str, Any]:
+        return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

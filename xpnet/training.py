@@ -1,0 +1,429 @@
+"""The training loop behind ``Sequential.fit``: batches, checks, checkpoints and resume."""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ._checks import one_of, positive_int, real
+from .backend import Array
+from .losses.base import Loss
+from .model import History
+from .progress import ProgressBar
+
+if TYPE_CHECKING:
+    from .model import Sequential
+
+
+class NonFiniteError(FloatingPointError):
+    """The loss or a gradient became NaN or infinite during training."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` stopped on SIGINT/SIGTERM after saving a checkpoint (when one was asked for)."""
+
+    def __init__(self, message: str, signum: int, checkpoint: Path | None) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.checkpoint = checkpoint
+
+
+# ------------------------------------------------------------------------ input checking
+def check_batch_size(batch_size: Any) -> int:
+    return positive_int("batch_size", batch_size)
+
+
+def _host_view(data: Any, name: str) -> np.ndarray | None:
+    """``data`` as a host array if it is host data, None if it is already a device array."""
+    if isinstance(data, np.ndarray):
+        return data
+    if hasattr(data, "__cuda_array_interface__") or hasattr(data, "device") and not isinstance(
+        data, (list, tuple)
+    ):
+        return None
+    try:
+        return np.asarray(data)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{name} must be an array, got {type(data).__name__}: {exc}") from exc
+
+
+def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
+    """Validate ``X`` (N, in_features) of real numbers and move it to the model's backend."""
+    be = model.backend
+    host = _host_view(X, name)
+    if host is not None:
+        if host.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must hold real numbers, got dtype {host.dtype}")
+        _check_shape(model, tuple(host.shape), name)
+        if host.dtype.kind == "f" and not np.isfinite(host).all():
+            bad = np.argwhere(~np.isfinite(host))[0]
+            raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(bad)})")
+        return be.asarray(host, dtype=be.dtype)
+    if not be.is_array(X):
+        raise TypeError(f"{name} is a {type(X).__name__}, not a host array or a {be.name} array")
+    _check_shape(model, tuple(X.shape), name)
+    Xd = be.asarray(X, dtype=be.dtype)
+    if not be.to_float(be.xp.all(be.xp.isfinite(Xd))):
+        raise ValueError(f"{name} contains NaN or infinity")
+    return Xd
+
+
+def _check_shape(model: Sequential, shape: tuple[int, ...], name: str) -> None:
+    width = model.in_features
+    expected = f"(batch, {width})" if width is not None else "(batch, features)"
+    if len(shape) != 2:
+        first = model.layers[0].name if model.layers else "the model"
+        raise ValueError(f"{name}: {first} expects input of shape {expected}, got {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} is empty: shape {shape}")
+    if width is not None and shape[1] != width:
+        raise ValueError(
+            f"{name}: {model.layers[0].name} expects input of shape {expected}, got {shape}"
+        )
+
+
+def prepare_targets(model: Sequential, y: Any, n: int, name: str = "y") -> Array:
+    """Validate targets against the loss (labels in range, shapes) and move them to the device."""
+    assert model.loss is not None
+    be = model.backend
+    host = _host_view(y, name)
+    if host is None:
+        host = be.to_host(y)
+    if host.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold numbers, got dtype {host.dtype}")
+    if host.ndim == 0 or host.shape[0] != n:
+        raise ValueError(f"{name} has {host.shape[0] if host.ndim else 0} rows but X has {n}")
+    if host.dtype.kind == "f" and not np.isfinite(host).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    out = model.out_features
+    pred_shape = (n, out if out is not None else (host.shape[1] if host.ndim == 2 else 1))
+    try:
+        model.loss.check_target(pred_shape, host)
+    except (ValueError, TypeError) as exc:
+        raise type(exc)(f"{name}: {exc}") from None
+    kind = host.dtype.kind
+    return be.asarray(host, dtype=None if kind in "iu" else be.dtype)
+
+
+# ------------------------------------------------------------------------ the main loop
+def _finite_probe(be: Any, loss: Array, params: list[tuple[str, Array, Array]]) -> Array:
+    """A 0-d value that is NaN/inf iff the loss or any gradient is (``0 * inf = nan``)."""
+    acc = loss
+    for _, _, g in params:
+        acc = acc + 0.0 * be.xp.sum(g)
+    return acc
+
+
+def _grad_norm(be: Any, params: list[tuple[str, Array, Array]]) -> Array:
+    total = None
+    for _, _, g in params:
+        s = be.xp.sum(g * g)
+        total = s if total is None else total + s
+    return be.xp.sqrt(total)
+
+
+def _locate_nonfinite(model: Sequential) -> str:
+    """Name the layers whose gradients or parameters are NaN/inf (after the fact, on the host)."""
+    bad = []
+    for layer in model.layers:
+        for key, g in layer.grads.items():
+            if not np.isfinite(model.backend.to_host(g)).all():
+                bad.append(f"{layer.name} gradient {key!r}")
+        for key, p in layer.params.items():
+            if not np.isfinite(model.backend.to_host(p)).all():
+                bad.append(f"{layer.name} parameter {key!r}")
+    return ", ".join(bad) if bad else "the loss (every gradient and parameter is finite)"
+
+
+class _SignalGuard:
+    """Turn SIGINT/SIGTERM into a flag the loop checks between steps (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _SignalGuard:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signum = signum
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def fit(
+    model: Sequential,
+    X: Any,
+    y: Any,
+    *,
+    epochs: int = 1,
+    batch_size: int = 32,
+    validation_data: tuple[Any, Any] | None = None,
+    shuffle: bool = True,
+    seed: int | None = None,
+    verbose: bool | None = None,
+    checkpoint: str | Path | None = None,
+    every: int | None = None,
+    resume: bool = False,
+    on_nonfinite: str = "raise",
+    clip_norm: float | None = None,
+    sync_every: int | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+) -> History:
+    """Train ``model`` on ``(X, y)`` with minibatches; return its :class:`History`.
+
+    * ``X`` (N, in_features) and ``y`` (N,) labels or (N, K) targets may be host NumPy arrays
+      while the model is on CuPy: the whole set goes to the device once when it fits in half
+      its free memory, otherwise each batch is moved as it is used.
+    * ``shuffle``/``seed``: each epoch visits the rows in a fresh permutation drawn from a host
+      generator seeded by ``seed`` (which also reseeds dropout); same seed, same run.
+    * ``epochs`` counts from the start of the run: with ``resume=True`` training continues from
+      the progress stored in the model (``xpnet.load(checkpoint)``) up to ``epochs``.
+    * ``checkpoint``/``every``: write the model atomically every ``every`` steps and at the end
+      of each epoch. SIGINT/SIGTERM finish the current step, write the checkpoint and raise
+      :class:`TrainingInterrupted`.
+    * ``on_nonfinite``: ``"raise"`` (a :class:`NonFiniteError` naming the step and layer) or
+      ``"skip"`` (drop the batch, count it in ``history["skipped"]``). ``clip_norm`` rescales
+      the gradients so their global L2 norm is at most ``clip_norm``.
+    * ``sync_every``: how often (in steps) scalars are read back from a GPU for the progress
+      bar and the finiteness check; 1 on the CPU, where reading is free.
+    """
+    if model.loss is None or model.optimizer is None:
+        raise RuntimeError("fit needs a loss and an optimizer: call model.compile(loss, optimizer)")
+    epochs = positive_int("epochs", epochs)
+    batch_size = check_batch_size(batch_size)
+    on_nonfinite = one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
+    clip = None if clip_norm is None else real("clip_norm", clip_norm, low=0.0, low_open=True)
+    every = None if every is None else positive_int("every", every)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+        raise TypeError(f"seed must be an int or None, got {seed!r}")
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    be = model.backend
+    if sync_every is None:
+        sync_every = 1 if be.is_host or on_nonfinite == "skip" else 50
+    sync_every = positive_int("sync_every", sync_every)
+    if on_nonfinite == "skip":
+        sync_every = 1  # skipping a batch needs the verdict before the update
+
+    Xd = prepare_inputs(model, X)
+    n = int(Xd.shape[0])
+    yd = prepare_targets(model, y, n)
+    val = None
+    if validation_data is not None:
+        if not isinstance(validation_data, tuple) or len(validation_data) != 2:
+            raise TypeError("validation_data must be a tuple (X_val, y_val)")
+        Xv = prepare_inputs(model, validation_data[0], "validation X")
+        val = (Xv, prepare_targets(model, validation_data[1], int(Xv.shape[0]), "validation y"))
+
+    loss_fn, opt = model.loss, model.optimizer
+    dropouts = [layer for layer in model.layers if layer.stochastic]
+    steps_per_epoch = math.ceil(n / batch_size)
+
+    # Where the run starts: fresh, or from the progress a checkpoint stored.
+    if resume:
+        prog = model.progress
+        if not prog or prog.get("finished", False) and prog.get("epoch", 0) >= epochs:
+            raise ValueError(
+                "resume=True but the model holds no unfinished training progress "
+                "(load a checkpoint written by fit(checkpoint=...) first)"
+            )
+        for key, value in (("n_samples", n), ("batch_size", batch_size), ("shuffle", shuffle)):
+            if prog[key] != value:
+                raise ValueError(
+                    f"resume: the checkpoint was trained with {key}={prog[key]!r}, got {value!r}"
+                )
+        start_epoch, start_step = int(prog["epoch"]), int(prog["step"])
+        shuffle_rng = np.random.default_rng()
+        shuffle_rng.bit_generator.state = prog["shuffle_state"]
+        for layer, state in zip(dropouts, prog["dropout_states"], strict=True):
+            layer.gen.set_state(state)  # type: ignore[attr-defined]
+        sums = dict(prog["sums"])
+    else:
+        if seed is not None:
+            shuffle_ss, dropout_ss = np.random.SeedSequence(seed).spawn(2)
+            model.reseed_dropout(dropout_ss)
+            shuffle_rng = np.random.default_rng(shuffle_ss)
+        else:
+            shuffle_rng = np.random.default_rng(
+                None if model.seed is None else np.random.SeedSequence(model.seed).spawn(3)[2]
+            )
+        start_epoch, start_step = 0, 0
+        sums = {"loss": 0.0, "acc": 0.0, "seen": 0}
+        model.history = History()
+
+    # Keep the data on the device when it fits; otherwise gather batches on the host.
+    on_device = be.fits_on_device(Xd.nbytes + yd.nbytes) if not be.is_host else True
+    if not on_device:
+        Xd, yd = be.to_host(Xd), be.to_host(yd)
+
+    def batch(idx: np.ndarray) -> tuple[Array, Array]:
+        if on_device:
+            di = be.index_array(idx)
+            return be.take_rows(Xd, di), be.take_rows(yd, di)
+        return be.asarray(np.take(Xd, idx, axis=0)), be.asarray(np.take(yd, idx, axis=0))
+
+    def progress_state(epoch: int, step: int, epoch_state: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "epoch": epoch,
+            "step": step,
+            "epochs": epochs,
+            "n_samples": n,
+            "batch_size": batch_size,
+            "shuffle": shuffle,
+            "shuffle_state": epoch_state,
+            "dropout_states": [layer.gen.get_state() for layer in dropouts],  # type: ignore[attr-defined]
+            "sums": dict(sums),
+            "finished": False,
+        }
+
+    def write_checkpoint(epoch: int, step: int, epoch_state: dict[str, Any]) -> None:
+        if ckpt is None:
+            return
+        model.progress = progress_state(epoch, step, epoch_state)
+        model.save(ckpt)
+
+    params = model.parameters()
+    history = model.history
+    has_acc = type(loss_fn).accuracy is not Loss.accuracy  # does the loss define accuracy?
+    global_step = start_epoch * steps_per_epoch + start_step
+    with _SignalGuard() as guard:
+        for epoch in range(start_epoch, epochs):
+            opt.set_epoch(epoch)
+            epoch_state = dict(shuffle_rng.bit_generator.state)  # to redraw this epoch's order
+            order = shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            first_step = start_step if epoch == start_epoch else 0
+            if first_step == 0:
+                sums = {"loss": 0.0, "acc": 0.0, "seen": 0}
+            bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose)
+            bar.count = min(first_step * batch_size, n)
+            t0 = time.perf_counter()
+            acc_loss: Array | None = None  # device-side sums since the last sync
+            acc_hits: Array | None = None
+            acc_seen = 0
+            skipped = 0
+            last_sync = first_step
+            for step in range(first_step, steps_per_epoch):
+                idx = order[step * batch_size : (step + 1) * batch_size]
+                xb, yb = batch(idx)
+                out = model.forward(xb, training=True)
+                lv = loss_fn.forward(out, yb, check=False)
+                model.backward(loss_fn.backward(), need_dx=False)
+                params = model.parameters()  # cheap; robust to layers that replace grad arrays
+                global_step += 1
+                m = int(idx.shape[0])
+                sync = step + 1 - last_sync >= sync_every or step == steps_per_epoch - 1
+                if sync and not math.isfinite(be.to_float(_finite_probe(be, lv, params))):
+                    if on_nonfinite == "raise":
+                        span = (
+                            f"step {global_step}"
+                            if sync_every == 1
+                            else f"one of steps {global_step - (step - last_sync)}..{global_step}"
+                            f" (checked every {sync_every} steps)"
+                        )
+                        raise NonFiniteError(
+                            f"non-finite loss or gradient at {span} (epoch {epoch + 1}, batch "
+                            f"{step + 1}/{steps_per_epoch}): {_locate_nonfinite(model)}. Lower "
+                            "the learning rate, pass clip_norm=..., or on_nonfinite='skip'"
+                        )
+                    skipped += 1
+                else:
+                    if clip is not None:
+                        norm = _grad_norm(be, params)
+                        scale = clip / be.xp.maximum(norm, be.zeros((), norm.dtype) + clip)
+                        for _, _, g in params:
+                            g *= scale
+                    opt.step(params)
+                    acc_loss = lv * float(m) if acc_loss is None else acc_loss + lv * float(m)
+                    if has_acc:
+                        acc = loss_fn.accuracy(out, yb)
+                        assert acc is not None
+                        hits = acc * float(m)
+                        acc_hits = hits if acc_hits is None else acc_hits + hits
+                    acc_seen += m
+                if sync:
+                    last_sync = step + 1
+                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
+                    acc_loss = acc_hits = None
+                    acc_seen = 0
+                    shown = {"loss": sums["loss"] / max(sums["seen"], 1)}
+                    if has_acc:
+                        shown["acc"] = sums["acc"] / max(sums["seen"], 1)
+                    bar.update(min((step + 1) * batch_size, n) - bar.count, **shown)
+                last = step == steps_per_epoch - 1
+                if guard.signum is not None and not last:
+                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
+                    bar.close()
+                    write_checkpoint(epoch, step + 1, epoch_state)
+                    raise _interrupted(guard.signum, epoch, epochs, step + 1, steps_per_epoch, ckpt)
+                if every is not None and global_step % every == 0 and not last:
+                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
+                    acc_loss = acc_hits = None
+                    acc_seen = 0
+                    last_sync = step + 1
+                    write_checkpoint(epoch, step + 1, epoch_state)
+            elapsed = time.perf_counter() - t0
+            seen = max(sums["seen"], 1)
+            logs = {"loss": sums["loss"] / seen}
+            if has_acc:
+                logs["accuracy"] = sums["acc"] / seen
+            if val is not None:
+                vm = model.evaluate(val[0], val[1])
+                logs.update({f"val_{k}": v for k, v in vm.items()})
+            logs["lr"] = opt.lr
+            logs["time"] = elapsed
+            logs["samples_per_s"] = (n - first_step * batch_size) / elapsed if elapsed > 0 else 0.0
+            if on_nonfinite == "skip":
+                logs["skipped"] = float(skipped)
+            bar.close(**{k: v for k, v in logs.items() if k.startswith("val_")})
+            history.append(**logs)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, dict(logs))
+            sums = {"loss": 0.0, "acc": 0.0, "seen": 0}
+            next_state = dict(shuffle_rng.bit_generator.state)
+            if epoch + 1 < epochs:
+                write_checkpoint(epoch + 1, 0, next_state)
+            if guard.signum is not None and epoch + 1 < epochs:
+                raise _interrupted(guard.signum, epoch + 1, epochs, 0, steps_per_epoch, ckpt)
+    model.progress = progress_state(epochs, 0, dict(shuffle_rng.bit_generator.state))
+    model.progress["finished"] = True
+    if ckpt is not None:
+        model.save(ckpt)
+    return history
+
+
+def _interrupted(
+    signum: int, epoch: int, epochs: int, step: int, steps: int, ckpt: Path | None
+) -> TrainingInterrupted:
+    name = signal.Signals(signum).name
+    where = f"; checkpoint saved to {ckpt}" if ckpt else " (no checkpoint= was given)"
+    return TrainingInterrupted(
+        f"training interrupted by {name} at epoch {epoch + 1}/{epochs}, step {step}/{steps}"
+        f"{where}; resume with xpnet.load(path).fit(..., resume=True)",
+        signum,
+        ckpt,
+    )
+
+
+def _flush(be: Any, sums: dict[str, Any], loss: Any, hits: Any, seen: int) -> None:
+    """Read the device-side sums back (one sync) into the host totals."""
+    if seen:
+        sums["loss"] += be.to_float(loss)
+        sums["acc"] += be.to_float(hits) if hits is not None else 0.0
+        sums["seen"] += seen
+
+
+__all__ = ["NonFiniteError", "TrainingInterrupted", "fit", "prepare_inputs", "prepare_targets"]
