@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Lint with ruff (settings in pyproject.toml).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dirs=()
+for d in xpnet tests examples benchmarks tools; do [ -d "$d" ] && dirs+=("$d"); done
+ruff check "${dirs[@]}"
