@@ -126,6 +126,13 @@ class Backend:
         """Whether ``nbytes`` of training data can stay on the device (half its free memory)."""
         return True
 
+    def nbytes(self, x: Array) -> int:
+        """Size of ``x``'s data in bytes (the array API has no ``nbytes``)."""
+        n = getattr(x, "nbytes", None)
+        if n is not None:
+            return int(n)
+        return int(x.size) * np.dtype(str(x.dtype).rsplit(".", 1)[-1]).itemsize
+
     def astype(self, x: Array, dtype: Any) -> Array:
         """Cast ``x`` to ``dtype``, without a copy when it already has it."""
         return x if x.dtype == dtype else self.xp.astype(x, dtype)

@@ -266,7 +266,7 @@ def fit(
         model.history = History()
 
     # Keep the data on the device when it fits; otherwise gather batches on the host.
-    on_device = be.fits_on_device(Xd.nbytes + yd.nbytes) if not be.is_host else True
+    on_device = be.is_host or be.fits_on_device(be.nbytes(Xd) + be.nbytes(yd))
     if not on_device:
         Xd, yd = be.to_host(Xd), be.to_host(yd)
 
