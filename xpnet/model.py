@@ -254,9 +254,11 @@ class Sequential(Layer):
 
         check_batch_size(batch_size)
         Xd = prepare_inputs(self, X)
+        n = int(Xd.shape[0])
+        # Explicit, in-bounds slices: the array API leaves anything else unspecified.
         outs = [
-            self.forward(Xd[i : i + batch_size, ...], training=False)
-            for i in range(0, Xd.shape[0], batch_size)
+            self.forward(Xd[i : min(i + batch_size, n), ...], training=False)
+            for i in range(0, n, batch_size)
         ]
         return outs[0] if len(outs) == 1 else self.xp.concat(outs, axis=0)
 
@@ -292,7 +294,8 @@ class Sequential(Layer):
         n = Xd.shape[0]
         loss_sum = acc_sum = None
         for i in range(0, n, batch_size):
-            xb, yb = Xd[i : i + batch_size, ...], yd[i : i + batch_size, ...]
+            j = min(i + batch_size, n)
+            xb, yb = Xd[i:j, ...], yd[i:j, ...]
             out = self.forward(xb, training=False)
             w = float(xb.shape[0])
             lv = self.loss.forward(out, yb, check=False) * w
