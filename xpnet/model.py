@@ -260,7 +260,9 @@ class Sequential(Layer):
             self.forward(Xd[i : min(i + batch_size, n), ...], training=False)
             for i in range(0, n, batch_size)
         ]
-        return outs[0] if len(outs) == 1 else self.xp.concat(outs, axis=0)
+        # ``concat`` is the array-API name; CuPy before v14 only has ``concatenate``.
+        concat = getattr(self.xp, "concat", None) or self.xp.concatenate
+        return outs[0] if len(outs) == 1 else concat(outs, axis=0)
 
     def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
         """Class probabilities as a host array: softmax of the outputs for a softmax

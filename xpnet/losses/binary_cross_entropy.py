@@ -68,7 +68,7 @@ class BinaryCrossEntropy(Loss):
         threshold = 0.0 if self.from_logits else 0.5
         t = xp.reshape(target, pred.shape) if target.ndim != pred.ndim else target
         hit = (pred > threshold) == (self.backend.astype(t, pred.dtype) > 0.5)
-        return xp.mean(xp.astype(hit, pred.dtype))
+        return xp.mean(self.backend.astype(hit, pred.dtype))
 
     def config(self) -> dict[str, Any]:
         return {"from_logits": self.from_logits, "eps": self.eps}

@@ -90,7 +90,7 @@ class SoftmaxCrossEntropy(Loss):
         return (p - t) * (1.0 / p.shape[0])
 
     def accuracy(self, pred: Array, target: Array) -> Array:
-        xp = self.xp
+        xp, be = self.xp, self.backend
         guess = xp.argmax(pred, axis=1)
         labels = target if target.ndim == 1 else xp.argmax(target, axis=1)
-        return xp.mean(xp.astype(guess == xp.astype(labels, guess.dtype), pred.dtype))
+        return xp.mean(be.astype(guess == be.astype(labels, guess.dtype), pred.dtype))
