@@ -3,5 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dirs=()
-for d in xpnet tests examples benchmarks tools; do [ -d "$d" ] && dirs+=("$d"); done
+for d in xpnet tests examples benchmarks tools scripts; do [ -d "$d" ] && dirs+=("$d"); done
 ruff check "${dirs[@]}"
