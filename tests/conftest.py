@@ -1,10 +1,13 @@
-"""Shared test configuration: Hypothesis profiles ("dev" default, "ci" for CI)."""
+"""Shared test configuration: Hypothesis profiles ("dev" default, "ci" for CI), and the
+``xpnet_backend`` fixture (one run per available backend) from xpnet's own pytest plugin."""
 
 from __future__ import annotations
 
 import os
 
 from hypothesis import HealthCheck, settings
+
+pytest_plugins = ["xpnet.testing.pytest_plugin"]
 
 settings.register_profile("dev", max_examples=25, deadline=None)
 settings.register_profile(

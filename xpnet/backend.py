@@ -488,6 +488,12 @@ def get_backend(spec: Any = "numpy", dtype: str | None = None, *, verbose: bool 
     if isinstance(spec, Backend):
         if dtype is None or dtype == spec.dtype_name:
             return spec
+        if spec.device is not None and spec.name not in ("numpy", "cupy"):
+            # Keep the device (e.g. array_api_strict's "device1"): the module alone loses it.
+            dev_key = (f"{spec.name}@{spec.device!r}", str(np.dtype(dtype)))
+            if dev_key not in _CACHE:
+                _CACHE[dev_key] = type(spec)(spec.xp, dev_key[1], device=spec.device)
+            return _CACHE[dev_key]
         return get_backend(spec.xp if spec.name not in ("numpy", "cupy") else spec.name, dtype)
     dt = "float32" if dtype is None else str(np.dtype(dtype)) if _is_dtype_like(dtype) else dtype
     if dt not in _FLOAT_DTYPES:

@@ -1,0 +1,255 @@
+"""Break xpnet's backward passes on purpose and check that the gradient tests catch each one.
+
+Each mutant is a one-spot text edit (a flipped sign, a missing transpose, a factor of 2, a
+dropped term, a wrong axis...). For each, the package and the tests are copied into a fresh
+temporary directory, the edit is applied THERE (the real source tree is never written), and
+pytest runs the chosen test files against that copy (cwd and PYTHONPATH point at it; the tool
+checks that ``import xpnet`` really resolves to the copy). A mutant is *caught* when pytest
+reports failing tests, *missed* when everything passes; a collection error or crash is
+reported as such. The unmutated copy runs first: it must pass, or the figures mean nothing.
+
+    python tools/mutants.py                 # every mutant, gradient tests, "dev" profile
+    python tools/mutants.py --list
+    python tools/mutants.py dense-dx-sign relu-ge --profile ci
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+GRAD_TESTS = (
+    "tests/test_gradients_layers.py",
+    "tests/test_gradients_losses.py",
+    "tests/test_gradients_models.py",
+)
+OPTIM_TESTS = ("tests/test_optim_rules.py",)
+
+
+@dataclass(frozen=True)
+class Mutant:
+    id: str
+    path: str  #: file under the repository root
+    old: str  #: text that must occur exactly once
+    new: str
+    what: str
+    tests: tuple[str, ...] = GRAD_TESTS
+
+
+MUTANTS: list[Mutant] = [
+    # ------------------------------------------------------------------------------- Dense
+    Mutant("dense-dx-sign", "xpnet/layers/dense.py",
+           'return dy @ self.params["W"].T', 'return -(dy @ self.params["W"].T)',
+           "Dense dx: flipped sign"),
+    Mutant("dense-dx-no-transpose", "xpnet/layers/dense.py",
+           'return dy @ self.params["W"].T', 'return dy @ self.params["W"]',
+           "Dense dx: missing transpose of W"),
+    Mutant("dense-dw-factor2", "xpnet/layers/dense.py",
+           'be.matmul(self.x.T, dy, out=self.grads["W"])',
+           'be.matmul(self.x.T, dy, out=self.grads["W"])\n        self.grads["W"] *= 2.0',
+           "Dense dW: factor of 2"),
+    Mutant("dense-dw-transpose", "xpnet/layers/dense.py",
+           'be.matmul(self.x.T, dy, out=self.grads["W"])',
+           'self.grads["W"][...] = self.x.T @ dy if dy.shape[1] != self.x.shape[1] '
+           'else (self.x.T @ dy).T',
+           "Dense dW: transposed when W is square (where a shape error can't catch it)"),
+    Mutant("dense-db-dropped", "xpnet/layers/dense.py",
+           'be.sum_rows(dy, out=self.grads["b"])', 'self.grads["b"][...] = 0.0',
+           "Dense db: dropped (left at zero)"),
+    Mutant("dense-db-mean", "xpnet/layers/dense.py",
+           'be.sum_rows(dy, out=self.grads["b"])',
+           'be.sum_rows(dy, out=self.grads["b"])\n            self.grads["b"] /= dy.shape[0]',
+           "Dense db: mean over the batch instead of the sum"),
+    Mutant("numpy-sum-rows-axis", "xpnet/backend.py",
+           "return np.sum(a, axis=0, out=out)",
+           "return np.sum(a, axis=0, out=out) if a.shape[0] == 1 else np.sum(a[:1], axis=0, "
+           "out=out)",
+           "NumpyBackend.sum_rows: sums only the first row (a dropped term)"),
+    Mutant("generic-matmul-factor2", "xpnet/backend.py",
+           "        out[...] = a @ b\n", "        out[...] = 2.0 * (a @ b)\n",
+           "generic Backend.matmul(out=): factor of 2 (array-API backends only)"),
+    # ---------------------------------------------------------------------- activations
+    Mutant("relu-ge", "xpnet/backend.py",
+           "return np.multiply(dy, y > 0, dtype=dy.dtype)",
+           "return np.multiply(dy, y >= 0, dtype=dy.dtype)",
+           "NumpyBackend.relu_backward: y >= 0 (passes every gradient through)"),
+    Mutant("relu-generic-swapped", "xpnet/backend.py",
+           "return self.xp.where(y > 0, dy, self.xp.zeros_like(dy))",
+           "return self.xp.where(y > 0, self.xp.zeros_like(dy), dy)",
+           "generic Backend.relu_backward: branches swapped (array-API backends only)"),
+    Mutant("leaky-slope-dropped", "xpnet/layers/activations.py",
+           "return self.xp.where(self._saved(self.x) > 0, dy, self.slope * dy)",
+           "return self.xp.where(self._saved(self.x) > 0, dy, dy)",
+           "LeakyReLU dx: slope dropped on the negative side"),
+    Mutant("leaky-branch-flip", "xpnet/layers/activations.py",
+           "return self.xp.where(self._saved(self.x) > 0, dy, self.slope * dy)",
+           "return self.xp.where(self._saved(self.x) < 0, dy, self.slope * dy)",
+           "LeakyReLU dx: branches flipped"),
+    Mutant("sigmoid-sign", "xpnet/layers/activations.py",
+           "return dy * y * (1.0 - y)", "return dy * y * (1.0 + y)",
+           "Sigmoid dx: y (1 + y), a flipped sign"),
+    Mutant("sigmoid-dropped", "xpnet/layers/activations.py",
+           "return dy * y * (1.0 - y)", "return dy * y",
+           "Sigmoid dx: dropped (1 - y) term"),
+    Mutant("tanh-no-square", "xpnet/layers/activations.py",
+           "return dy * (1.0 - y * y)", "return dy * (1.0 - y)",
+           "Tanh dx: 1 - y instead of 1 - y^2"),
+    Mutant("tanh-factor2", "xpnet/layers/activations.py",
+           "return dy * (1.0 - y * y)", "return 2.0 * dy * (1.0 - y * y)",
+           "Tanh dx: factor of 2"),
+    Mutant("softmax-axis", "xpnet/layers/softmax.py",
+           "return y * (dy - self.xp.sum(dy * y, axis=-1, keepdims=True))",
+           "return y * (dy - self.xp.sum(dy * y, axis=0, keepdims=True))",
+           "Softmax dx: sum over the wrong axis (the batch)"),
+    Mutant("softmax-dropped", "xpnet/layers/softmax.py",
+           "return y * (dy - self.xp.sum(dy * y, axis=-1, keepdims=True))",
+           "return y * dy",
+           "Softmax dx: dropped the -sum(dy y) term"),
+    Mutant("softmax-sign", "xpnet/layers/softmax.py",
+           "return y * (dy - self.xp.sum(dy * y, axis=-1, keepdims=True))",
+           "return y * (dy + self.xp.sum(dy * y, axis=-1, keepdims=True))",
+           "Softmax dx: flipped sign of the sum term"),
+    Mutant("dropout-mask-dropped", "xpnet/layers/dropout.py",
+           "return dy if self.mask is None else dy * self.mask", "return dy",
+           "Dropout dx: mask not applied"),
+    Mutant("dropout-unscaled", "xpnet/layers/dropout.py",
+           "return dy if self.mask is None else dy * self.mask",
+           "return dy if self.mask is None else dy * self.mask * (1.0 - self.p)",
+           "Dropout dx: the 1/(1-p) scale undone"),
+    # --------------------------------------------------------------------------- losses
+    Mutant("mse-factor2", "xpnet/losses/mse.py",
+           "return d * (2.0 / d.size)", "return d * (1.0 / d.size)",
+           "MSE: factor of 2 missing"),
+    Mutant("mse-per-row", "xpnet/losses/mse.py",
+           "return d * (2.0 / d.size)", "return d * (2.0 / d.shape[0])",
+           "MSE: divided by N instead of N*K"),
+    Mutant("sce-sign", "xpnet/losses/softmax_cross_entropy.py",
+           "return (p - t) * (1.0 / p.shape[0])", "return (t - p) * (1.0 / p.shape[0])",
+           "softmax cross-entropy: flipped sign"),
+    Mutant("sce-dropped-target", "xpnet/losses/softmax_cross_entropy.py",
+           "return (p - t) * (1.0 / p.shape[0])", "return p * (1.0 / p.shape[0])",
+           "softmax cross-entropy: dropped the target term"),
+    Mutant("sce-size", "xpnet/losses/softmax_cross_entropy.py",
+           "return (p - t) * (1.0 / p.shape[0])", "return (p - t) * (1.0 / p.size)",
+           "softmax cross-entropy: divided by N*C instead of N"),
+    Mutant("bce-logits-sign", "xpnet/losses/binary_cross_entropy.py",
+           "return (sigmoid(self.xp, pred) - t) * scale",
+           "return (t - sigmoid(self.xp, pred)) * scale",
+           "BCE on logits: flipped sign"),
+    Mutant("bce-prob-dropped", "xpnet/losses/binary_cross_entropy.py",
+           "return (p - t) / (p * (1.0 - p)) * scale", "return (p - t) / p * scale",
+           "BCE on probabilities: dropped the (1 - p) factor"),
+    # ------------------------------------------------------------------------ the model
+    Mutant("sequential-skip-layer", "xpnet/model.py",
+           "for layer in reversed(layers[first:]):", "for layer in reversed(layers[first + 1:]):",
+           "Sequential.backward: skips the first layer's backward (dropped term)"),
+    # ---------------------------------------------------- optimizers (the update-rule tests)
+    Mutant("sgd-nesterov", "xpnet/optim/sgd.py",
+           "p -= lr * (g + self.momentum * v) if self.nesterov else lr * v",
+           "p -= lr * (g + v) if self.nesterov else lr * v",
+           "SGD Nesterov: momentum factor dropped", OPTIM_TESTS),
+    Mutant("adam-bias1", "xpnet/optim/adam.py",
+           "lr_t=lr * c2 / (1.0 - self.beta1**self.t),", "lr_t=lr * c2,",
+           "Adam: first-moment bias correction dropped", OPTIM_TESTS),
+    Mutant("adam-coupled-wd", "xpnet/optim/adam.py",
+           "p -= (lr * self.weight_decay) * p", "p -= (self.weight_decay) * p",
+           "Adam: weight decay not scaled by lr", OPTIM_TESTS),
+]
+
+
+def _copy_tree(dest: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".hypothesis", ".pytest_cache")
+    shutil.copytree(ROOT / "xpnet", dest / "xpnet", ignore=ignore)
+    shutil.copytree(ROOT / "tests", dest / "tests", ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
+
+
+def _env(dest: Path, profile: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(dest) + os.pathsep + env.get("PYTHONPATH", "")
+    env["HYPOTHESIS_PROFILE"] = profile
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def run_one(mutant: Mutant | None, profile: str, extra: list[str]) -> tuple[str, float, str]:
+    """Apply ``mutant`` (None: the unmutated baseline) to a fresh copy and run its tests."""
+    with tempfile.TemporaryDirectory(prefix="xpnet-mutant-") as tmp:
+        dest = Path(tmp)
+        _copy_tree(dest)
+        tests: tuple[str, ...] = GRAD_TESTS + OPTIM_TESTS
+        if mutant is not None:
+            target = dest / mutant.path
+            text = target.read_text()
+            if text.count(mutant.old) != 1:
+                return "stale", 0.0, f"{mutant.path}: the text to mutate occurs " \
+                                     f"{text.count(mutant.old)} times (source changed?)"
+            target.write_text(text.replace(mutant.old, mutant.new))
+            tests = mutant.tests
+        env = _env(dest, profile)
+        where = subprocess.run(
+            [sys.executable, "-c", "import xpnet; print(xpnet.__file__)"],
+            cwd=dest, env=env, capture_output=True, text=True, check=False,
+        ).stdout.strip()
+        if not where.startswith(str(dest)):
+            raise SystemExit(f"import xpnet resolves to {where!r}, not the copy in {dest}")
+        start = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+             "-W", "ignore::DeprecationWarning", *extra, *tests],
+            cwd=dest, env=env, capture_output=True, text=True, check=False,
+        )
+        took = time.perf_counter() - start
+        tail = (proc.stdout + proc.stderr).strip().splitlines()
+        summary = tail[-1] if tail else ""
+        status = {0: "missed", 1: "caught"}.get(proc.returncode, f"error (pytest exit "
+                                                                   f"{proc.returncode})")
+        if mutant is None:
+            status = "passes" if proc.returncode == 0 else "FAILS"
+        return status, took, summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("ids", nargs="*", help="mutant ids to run (default: all)")
+    ap.add_argument("--list", action="store_true", help="list the mutants and exit")
+    ap.add_argument("--profile", default="dev", help="Hypothesis profile (default: dev)")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    args, extra = ap.parse_known_args(argv)
+    if args.list:
+        for m in MUTANTS:
+            print(f"{m.id:<24} {m.path:<40} {m.what}")
+        return 0
+    chosen = [m for m in MUTANTS if not args.ids or m.id in args.ids]
+    unknown = set(args.ids) - {m.id for m in MUTANTS}
+    if unknown:
+        ap.error(f"unknown mutant id(s): {sorted(unknown)}")
+    if not args.no_baseline:
+        status, took, summary = run_one(None, args.profile, extra)
+        print(f"{'baseline (unmutated)':<24} {status:<8} {took:6.1f}s  {summary}", flush=True)
+        if status != "passes":
+            print("the unmutated copy fails its tests: fix that first")
+            return 2
+    counts: dict[str, int] = {}
+    for m in chosen:
+        status, took, summary = run_one(m, args.profile, extra)
+        key = status.split(" ")[0]
+        counts[key] = counts.get(key, 0) + 1
+        print(f"{m.id:<24} {status:<8} {took:6.1f}s  {m.what}  [{summary}]", flush=True)
+    tried = sum(counts.values()) - counts.get("stale", 0)
+    print(f"\n{tried} mutants tried: {counts.get('caught', 0)} caught, "
+          f"{counts.get('missed', 0)} missed, {counts.get('error', 0)} errors, "
+          f"{counts.get('stale', 0)} stale")
+    return 0 if counts.get("missed", 0) == 0 and counts.get("error", 0) == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
