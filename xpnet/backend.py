@@ -18,8 +18,10 @@ move them with :meth:`Backend.asarray`, so one seed gives the same model on ever
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -49,6 +51,16 @@ class DeviceGenerator:
         """Uniform samples in [0, 1) of ``shape`` and ``dtype`` (default: the backend's)."""
         dt = np.dtype(dtype or self.backend.dtype_name)
         return self.backend.asarray(self._host.random(shape, dtype=dt))
+
+    def bits16(self, shape: tuple[int, ...]) -> Array:
+        """Uniform integers in ``[0, 65536)`` as uint16, on the backend's device.
+
+        Four values per 64-bit draw (``random_raw``, viewed as uint16), several times cheaper
+        than float uniforms; dropout masks compare them with ``round(keep * 65536)``.
+        """
+        n = math.prod(shape)
+        raw = self._host.bit_generator.random_raw((n + 3) // 4)
+        return self.backend.asarray(raw.view(np.uint16)[:n].reshape(shape))
 
     def get_state(self) -> dict[str, Any]:
         """The generator's state as JSON-serializable data."""
@@ -179,14 +191,22 @@ class Backend:
         return self.xp.maximum(x, self.xp.zeros_like(x))
 
     def relu_backward(self, dy: Array, y: Array) -> Array:
-        """``dy * (y > 0)``: the subgradient 0 is taken at ``x == 0``."""
-        return self.xp.where(y > 0, dy, self.xp.zeros_like(dy))
+        """``dy * (y > 0)``: the subgradient 0 is taken at ``x == 0`` (NaN in ``dy`` stays NaN)."""
+        return dy * self.xp.astype(y > 0, dy.dtype)
 
     def dropout_mask(self, gen: DeviceGenerator, shape: tuple[int, ...], keep: float) -> Array:
-        """Inverted-dropout mask: ``1/keep`` with probability ``keep``, else 0, in the dtype."""
-        u = gen.random(shape)
+        """Inverted-dropout mask: ``1/keep`` with probability ``keep``, else 0, in the dtype.
+
+        Element ``i`` is kept when ``gen.bits16(shape)[i] < round(keep * 65536)``, so the keep
+        probability is ``keep`` to within 2**-17; every host backend draws the same masks from
+        the same generator state.
+        """
+        threshold = keep_threshold(keep)
         scale = self.xp.full(shape, 1.0 / keep, dtype=self.dtype, device=self.device)
-        return self.xp.where(u < keep, scale, self.xp.zeros_like(scale))
+        if threshold > 0xFFFF:
+            return scale  # keep everything, and draw nothing
+        bits = gen.bits16(shape)
+        return self.xp.where(bits < threshold, scale, self.xp.zeros_like(scale))
 
     def adam_update(
         self,
@@ -213,6 +233,13 @@ class Backend:
         p -= lr_t * (m / (self.xp.sqrt(v) + eps_t))
 
 
+def keep_threshold(keep: float) -> int:
+    """``round(keep * 65536)``: a 16-bit draw below it keeps an element (see dropout_mask)."""
+    if not 0.0 < keep <= 1.0:
+        raise ValueError(f"keep must be in (0, 1], got {keep!r}")
+    return round(keep * 65536)
+
+
 class NumpyBackend(Backend):
     """NumPy on the CPU: in-place ``out=`` kernels keep temporaries and float64 away."""
 
@@ -221,6 +248,8 @@ class NumpyBackend(Backend):
     def __init__(self, dtype: str = "float32") -> None:
         super().__init__(np, dtype)
         self.dtype = np.dtype(dtype)
+        self._zero_rows: dict[tuple[int, str], np.ndarray] = {}
+        self._scratch = threading.local()  # per-thread: the backend object is shared
 
     @property
     def is_host(self) -> bool:
@@ -259,17 +288,46 @@ class NumpyBackend(Backend):
     def sum_rows(self, a: Array, out: Array | None = None) -> Array:
         return np.sum(a, axis=0, out=out)
 
+    def _zero_row(self, width: int, dtype: np.dtype) -> np.ndarray:
+        """A read-only (width,) vector of zeros: ``maximum`` against a broadcast row runs several
+        times faster than against a scalar 0 (NumPy 2.4's SIMD loops), with the same result."""
+        key = (width, dtype.str)
+        row = self._zero_rows.get(key)
+        if row is None:
+            row = np.zeros((width,), dtype=dtype)
+            row.flags.writeable = False
+            self._zero_rows[key] = row
+        return row
+
     def relu(self, x: Array) -> Array:
-        return np.maximum(x, 0)
+        if x.ndim == 0 or x.dtype.kind != "f":
+            return np.maximum(x, x.dtype.type(0))
+        return np.maximum(x, self._zero_row(x.shape[-1], x.dtype))
 
     def relu_backward(self, dy: Array, y: Array) -> Array:
         return np.multiply(dy, y > 0, dtype=dy.dtype)
 
     def dropout_mask(self, gen: DeviceGenerator, shape: tuple[int, ...], keep: float) -> Array:
-        u = gen.random(shape)
-        # u < keep gives bools; multiply by 1/keep in place to get the scaled mask in float.
-        mask = np.less(u, keep, out=np.empty(shape, dtype=bool))
-        return np.multiply(mask, self.dtype.type(1.0 / keep), out=u)
+        # Same draws and rule as Backend.dropout_mask: 16-bit integers against a threshold.
+        threshold = keep_threshold(keep)
+        scale = self.dtype.type(1.0 / keep)
+        if threshold > 0xFFFF:
+            return np.full(shape, scale, dtype=self.dtype)
+        kept = np.less(gen.bits16(shape), threshold)
+        return np.multiply(kept, scale, dtype=self.dtype)
+
+    def _scratch_like(self, p: np.ndarray) -> np.ndarray:
+        """A reusable scratch array with ``p``'s shape and dtype (one per thread)."""
+        cache: dict[tuple[tuple[int, ...], str], np.ndarray] | None = getattr(
+            self._scratch, "arrays", None
+        )
+        if cache is None:
+            cache = self._scratch.arrays = {}
+        key = (p.shape, p.dtype.str)
+        buf = cache.get(key)
+        if buf is None:
+            buf = cache[key] = np.empty(p.shape, dtype=p.dtype)
+        return buf
 
     def adam_update(
         self,
@@ -283,8 +341,14 @@ class NumpyBackend(Backend):
         beta2: float,
         eps_t: float,
     ) -> None:
-        # Same rule as Backend.adam_update, with one scratch buffer and no other temporaries.
-        tmp = np.multiply(g, 1.0 - beta1, dtype=p.dtype)
+        # Backend.adam_update's rule, operation for operation (so the same bits), as 12
+        # in-place passes over one reused scratch array: no temporaries, no float64.
+        if p.dtype != g.dtype or p.dtype != m.dtype or p.dtype != v.dtype:
+            super().adam_update(p, g, m, v, lr_t=lr_t, beta1=beta1, beta2=beta2, eps_t=eps_t)
+            return
+        tmp = self._scratch_like(p)
+        beta1, beta2, lr_t, eps_t = float(beta1), float(beta2), float(lr_t), float(eps_t)
+        np.multiply(g, 1.0 - beta1, out=tmp)
         m *= beta1
         m += tmp
         np.multiply(g, g, out=tmp)
@@ -363,9 +427,17 @@ class CupyBackend(Backend):
     def relu_backward(self, dy: Array, y: Array) -> Array:
         return self._kernel("relu_backward")(dy, y)
 
+    def relu(self, x: Array) -> Array:
+        return self._kernel("relu")(x)
+
     def dropout_mask(self, gen: DeviceGenerator, shape: tuple[int, ...], keep: float) -> Array:
+        # One fused kernel turns the device uniforms into the mask in place. CuPy draws from
+        # its own stream, so masks differ from the host backends' (see _CupyGenerator); the
+        # keep probability is the exact ``keep`` here.
+        keep_threshold(keep)  # validates keep
         u = gen.random(shape)
-        return self._kernel("dropout_mask")(u, u.dtype.type(keep), u)
+        t = u.dtype.type
+        return self._kernel("dropout_mask")(u, t(keep), t(1.0 / keep), u)
 
     def adam_update(
         self,
@@ -395,6 +467,11 @@ class _CupyGenerator(DeviceGenerator):
     def random(self, shape: tuple[int, ...], dtype: Any = None) -> Array:
         return self._dev.random(shape, dtype=np.dtype(dtype or self.backend.dtype_name))
 
+    def bits16(self, shape: tuple[int, ...]) -> Array:
+        # float32 uniforms in [0, 1) times 65536 floor to 0..65535 (float32 has 24 bits).
+        u = self._dev.random(shape, dtype=np.float32)
+        return (u * 65536.0).astype(np.uint16)
+
     def get_state(self) -> dict[str, Any]:
         raise BackendError("the state of CuPy's random generator cannot be saved")
 
@@ -404,11 +481,20 @@ class _CupyGenerator(DeviceGenerator):
 
 def _make_cupy_kernel(cp: ModuleType, name: str) -> Any:
     """Fused CuPy elementwise kernels: one launch and no temporaries per hot operation."""
+    # Each kernel mirrors the generic Backend rule of the same name (tests compare them).
+    if name == "relu":
+        # max(x, 0) with NaN propagated, as xp.maximum does.
+        return cp.ElementwiseKernel("T x", "T y", "y = (x > (T)0 || x != x) ? x : (T)0",
+                                    "xpnet_relu")
     if name == "relu_backward":
-        return cp.ElementwiseKernel("T dy, T y", "T dx", "dx = y > 0 ? dy : (T)0", "xpnet_relu_bw")
+        # dy * (y > 0): NaN in dy propagates, as the generic multiply does.
+        return cp.ElementwiseKernel(
+            "T dy, T y", "T dx", "dx = dy * (y > (T)0 ? (T)1 : (T)0)", "xpnet_relu_bw"
+        )
     if name == "dropout_mask":
         return cp.ElementwiseKernel(
-            "T u, T keep", "T mask", "mask = u < keep ? (T)1 / keep : (T)0", "xpnet_dropout_mask"
+            "T u, T keep, T scale", "T mask", "mask = u < keep ? scale : (T)0",
+            "xpnet_dropout_mask"
         )
     if name == "adam":
         return cp.ElementwiseKernel(
