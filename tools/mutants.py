@@ -42,6 +42,8 @@ class Mutant:
     new: str
     what: str
     tests: tuple[str, ...] = GRAD_TESTS
+    #: other (old, new) spellings of the same mutation, for source that is being rewritten
+    alt: tuple[tuple[str, str], ...] = ()
 
 
 MUTANTS: list[Mutant] = [
@@ -84,7 +86,9 @@ MUTANTS: list[Mutant] = [
     Mutant("relu-generic-swapped", "xpnet/backend.py",
            "return self.xp.where(y > 0, dy, self.xp.zeros_like(dy))",
            "return self.xp.where(y > 0, self.xp.zeros_like(dy), dy)",
-           "generic Backend.relu_backward: branches swapped (array-API backends only)"),
+           "generic Backend.relu_backward: branches swapped (array-API backends only)",
+           alt=(("return dy * self.xp.astype(y > 0, dy.dtype)",
+                 "return dy * self.xp.astype(y <= 0, dy.dtype)"),)),
     Mutant("leaky-slope-dropped", "xpnet/layers/activations.py",
            "return self.xp.where(self._saved(self.x) > 0, dy, self.slope * dy)",
            "return self.xp.where(self._saved(self.x) > 0, dy, dy)",
@@ -189,10 +193,13 @@ def run_one(mutant: Mutant | None, profile: str, extra: list[str]) -> tuple[str,
         if mutant is not None:
             target = dest / mutant.path
             text = target.read_text()
-            if text.count(mutant.old) != 1:
-                return "stale", 0.0, f"{mutant.path}: the text to mutate occurs " \
-                                     f"{text.count(mutant.old)} times (source changed?)"
-            target.write_text(text.replace(mutant.old, mutant.new))
+            for old, new in ((mutant.old, mutant.new), *mutant.alt):
+                if text.count(old) == 1:
+                    target.write_text(text.replace(old, new))
+                    break
+            else:
+                return "stale", 0.0, f"{mutant.path}: the text to mutate is not there once " \
+                                     "(source changed?)"
             tests = mutant.tests
         env = _env(dest, profile)
         where = subprocess.run(
