@@ -62,6 +62,12 @@ class Optimizer:
     def _slots(self, name: str, p: Array) -> dict[str, Array]:
         st = self.state.get(name)
         if st is None:
+            if not self.backend.is_array(p):
+                raise TypeError(
+                    f"parameter {name!r} is a {type(p).__module__}.{type(p).__name__} but this "
+                    f"optimizer keeps its state on {self.backend!r}: call optimizer.to(backend) "
+                    "first (Sequential.compile does this)"
+                )
             shape = tuple(p.shape)
             st = self.state[name] = {s: self.backend.zeros(shape, p.dtype) for s in self.slots}
         return st
