@@ -89,3 +89,30 @@ def test_bad_seed():
         Dropout(0.5, seed=-3)
     with pytest.raises(TypeError, match="'x'"):
         Dropout(0.5, seed="x")
+
+
+def test_moving_backends_keeps_the_mask_stream():
+    x = np.ones((5, 9), dtype=np.float64)
+    ref = Dropout(0.5, seed=6)
+    ref.forward(x.astype(np.float32), training=True)  # advance the stream once
+    expected = ref.forward(x.astype(np.float32), training=True)
+    layer = Dropout(0.5, seed=6)
+    layer.forward(x.astype(np.float32), training=True)
+    layer.to("numpy", "float64")
+    np.testing.assert_array_equal(layer.forward(x, training=True), expected)
+
+
+@pytest.mark.parametrize("where", ["float64", "strict"])
+def test_sequential_seed_seeds_dropout_on_every_backend_and_dtype(where):
+    # Bug fixed: moving to another backend/dtype restarted the stream from OS entropy.
+    from xpnet import Sequential
+
+    x = np.ones((6, 10), dtype=np.float32)
+    ref = Sequential([Dropout(0.5)], seed=11).forward(x, training=True)
+    be = xpnet.get_backend(aas, "float32") if where == "strict" else None
+    a = Sequential([Dropout(0.5)], seed=11, backend=be or "numpy", dtype="float32" if be else where)
+    b = Sequential([Dropout(0.5)], seed=11, backend=be or "numpy", dtype="float32" if be else where)
+    ya = a.backend.to_host(a.forward(a.backend.asarray(x), training=True))
+    yb = b.backend.to_host(b.forward(b.backend.asarray(x), training=True))
+    np.testing.assert_array_equal(ya, yb)
+    np.testing.assert_array_equal(ya, ref)

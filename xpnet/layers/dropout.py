@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import real
-from ..backend import Array, DeviceGenerator
+from ..backend import Array, BackendError, DeviceGenerator
 from .base import Layer
 
 
@@ -34,7 +34,16 @@ class Dropout(Layer):
         self.gen = self.backend.generator(seed)
 
     def _on_backend_change(self) -> None:
-        self.gen = self.backend.generator(self.seed)
+        # Carry the mask stream over (Sequential(seed=...) seeded it): restarting from
+        # ``self.seed`` (usually None: OS entropy) would make seeded runs irreproducible.
+        old = self.gen
+        try:
+            new = self.backend.generator(None)
+            new.set_state(old.get_state())
+        except BackendError:  # CuPy's stream can't be saved or restored: seed from the old one
+            entropy = [int(v) for v in old._host.bit_generator.random_raw(4)]
+            new = self.backend.generator(np.random.SeedSequence(entropy))
+        self.gen = new
 
     def forward(self, x: Array, training: bool = False) -> Array:
         if not training or self.p == 0.0:
