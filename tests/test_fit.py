@@ -190,10 +190,12 @@ def test_wrong_rank_names_the_layer(shape):
     "X", [np.array([["a", "b", "c", "d"]]), np.array([[None, 1, 2, 3]], dtype=object),
           np.ones((1, 4), dtype=complex)]
 )
-def test_non_real_inputs_are_refused(X):
+def test_non_real_inputs_name_the_layer_and_the_shape_it_expected(X):
     with pytest.raises(TypeError, match=re.escape(str(X.dtype))) as info:
         _classifier().predict(X)
-    assert "X" in str(info.value)
+    msg = str(info.value)
+    assert msg.startswith("X must hold real numbers")
+    assert "layer 0 (Dense 4 -> 16) expects input of shape (batch, 4)" in msg
 
 
 def test_nan_or_inf_in_X_is_a_clear_error():

@@ -194,6 +194,21 @@ def test_bce_clips_probabilities():
     assert np.isfinite(loss.backward()).all()
 
 
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_bce_float32_and_array_api_strict(from_logits):
+    p = np.array([[0.3, 0.9], [0.8, 0.5]], dtype=np.float32)
+    t = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    ref = BinaryCrossEntropy(from_logits=from_logits)
+    value = ref.forward(p, t)
+    grad = ref.backward()
+    assert value.dtype == grad.dtype == ref.accuracy(p, t).dtype == np.float32
+    be = xpnet.get_backend(aas, "float32")
+    loss = BinaryCrossEntropy(from_logits=from_logits).to(be)
+    got = loss.forward(be.asarray(p), be.asarray(t))
+    assert be.to_float(got) == pytest.approx(float(value), rel=1e-6)
+    np.testing.assert_allclose(be.to_host(loss.backward()), grad, rtol=1e-6)
+
+
 def test_bce_accuracy():
     p = np.array([[0.9], [0.4], [0.6]])
     acc = BinaryCrossEntropy().accuracy(p, np.array([1.0, 1.0, 0.0]))

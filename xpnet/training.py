@@ -60,7 +60,12 @@ def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
     host = _host_view(X, name)
     if host is not None:
         if host.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must hold real numbers, got dtype {host.dtype}")
+            first = model.layers[0].name if model.layers else "the model"
+            width = model.in_features if model.in_features is not None else "features"
+            raise TypeError(
+                f"{name} must hold real numbers: {first} expects input of shape (batch, {width}), "
+                f"got dtype {host.dtype}"
+            )
         _check_shape(model, tuple(host.shape), name)
         if host.dtype.kind == "f" and not np.isfinite(host).all():
             bad = np.argwhere(~np.isfinite(host))[0]
