@@ -68,8 +68,8 @@ def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
             )
         _check_shape(model, tuple(host.shape), name)
         if host.dtype.kind == "f" and not np.isfinite(host).all():
-            bad = np.argwhere(~np.isfinite(host))[0]
-            raise ValueError(f"{name} contains NaN or infinity (first at index {tuple(bad)})")
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
+            raise ValueError(f"{name} contains NaN or infinity (first at index {bad})")
         return be.asarray(host, dtype=be.dtype)
     if not be.is_array(X):
         raise TypeError(f"{name} is a {type(X).__name__}, not a host array or a {be.name} array")
