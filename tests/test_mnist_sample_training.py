@@ -1,9 +1,10 @@
 """Done when: the 784-400-100-10 network learns real MNIST digits, saves, and reloads anywhere.
 
-Trains on 4,000 of the 5,000 digits in ../shared/datasets/mnist-5k (skipped when absent) for 3
-epochs on NumPy float32 and checks the accuracy on the other 1,000. Measured here: 0.924-0.937
-held-out accuracy over 6 split/seed pairs (0.932 for the pair below), about 0.6 s of training
-with one BLAS thread; the threshold 0.90 leaves a margin for other BLAS builds.
+Trains on 4,000 of the 5,000 digits in ../shared/datasets/mnist-5k (skipped when absent) for 4
+epochs (batches of 128) on NumPy float32 and checks the accuracy on the other 1,000. Measured
+here: 0.938-0.945 held-out accuracy over 6 split/seed pairs (0.938 for the pair below), about
+0.65 s of training with one BLAS thread; the threshold 0.92 leaves a margin for other BLAS
+builds and machines.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.optim import Adam, InverseTimeDecay
 
 DATA = Path(__file__).parents[2] / "shared/datasets/mnist-5k/mnist_5k.csv.gz"
-MIN_ACCURACY = 0.90
+MIN_ACCURACY = 0.92
 
 pytestmark = pytest.mark.slow
 
@@ -57,10 +58,11 @@ def test_mnist_sample_trains_saves_and_reloads(digits, tmp_path):
     X_train, y_train, X_test, y_test = digits
     assert np.bincount(y_test, minlength=10).min() >= 70  # every digit is held out
     model = _network(seed=1)
-    history = model.fit(X_train, y_train, epochs=3, batch_size=64, seed=1,
+    history = model.fit(X_train, y_train, epochs=4, batch_size=128, seed=1,
                         validation_data=(X_test, y_test))
     assert history["loss"][-1] < history["loss"][0]
-    np.testing.assert_allclose(history["lr"], [0.005, 0.005 / 1.5, 0.0025], rtol=1e-12)
+    # InverseTimeDecay(0.5): lr / (1 + 0.5 epoch)
+    np.testing.assert_allclose(history["lr"], [0.005, 0.005 / 1.5, 0.0025, 0.002], rtol=1e-12)
     result = model.evaluate(X_test, y_test)
     assert result["accuracy"] >= MIN_ACCURACY, result
     predicted = model.predict(X_test)
