@@ -51,6 +51,12 @@ def one_hot_targets(y: np.ndarray) -> np.ndarray:
     return t
 
 
+def subset(X: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows drawn at random without replacement, kept in file order."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False))
+    return X[rows], y[rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog=EPILOG,
@@ -69,15 +75,15 @@ def main() -> None:
                         "the book's 0.1)")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="images per step (default: 1, as in the book)")
-    parser.add_argument("--limit", type=int, help="train on the first N images only")
+    parser.add_argument("--limit", type=int, help="train on N images drawn at random")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     args = parser.parse_args()
 
     be = xpnet.get_backend(args.backend)
     X, y = load_dataset(args.dataset, "train", data_dir=args.data_dir)
     Xt, yt = load_dataset(args.dataset, "test", data_dir=args.data_dir)
-    if args.limit:
-        X, y = X[: args.limit], y[: args.limit]
+    if args.limit:  # a random subset: the sample's files are sorted by class
+        X, y = subset(X, y, args.limit, args.seed)
     print(f"backend: {be.name}; {args.dataset}: {len(y)} training, {len(yt)} test images")
 
     model = xpnet.Sequential(

@@ -81,6 +81,12 @@ def train(layers: list[Layer], X: np.ndarray, T: np.ndarray, be: xpnet.Backend, 
             print(line + f"  {time.perf_counter() - start:.2f}s", flush=True)
 
 
+def subset(X: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows drawn at random without replacement, kept in file order."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False))
+    return X[rows], y[rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog=EPILOG,
@@ -96,7 +102,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=0.1, help="learning rate (default: 0.1)")
     parser.add_argument("--batch-size", type=int, default=1,
                         help="samples per step (default: 1)")
-    parser.add_argument("--limit", type=int, help="train on the first N images only")
+    parser.add_argument("--limit", type=int, help="train on N images drawn at random")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     args = parser.parse_args()
 
@@ -118,8 +124,8 @@ def main() -> None:
     print(f"part 2: digits with 784-100-50-10 tanh layers on {args.dataset}")
     Xtr, ytr = load_dataset(args.dataset, "train", data_dir=args.data_dir)
     Xte, yte = load_dataset(args.dataset, "test", data_dir=args.data_dir)
-    if args.limit:
-        Xtr, ytr = Xtr[: args.limit], ytr[: args.limit]
+    if args.limit:  # a random subset: the sample's files are sorted by class
+        Xtr, ytr = subset(Xtr, ytr, args.limit, args.seed)
     targets = np.eye(10, dtype=np.float32)[ytr]   # one-hot: tanh can reach 0 and ~1
     digits = network([784, 100, 50, 10], be, rng)
     test_inputs = be.asarray(preprocess(Xte))

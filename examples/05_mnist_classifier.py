@@ -50,6 +50,12 @@ def build(dropout: float, backend: xpnet.Backend, seed: int) -> xpnet.Sequential
     )
 
 
+def subset(X: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` rows drawn at random without replacement, kept in file order."""
+    rows = np.sort(np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False))
+    return X[rows], y[rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0], epilog=EPILOG,
@@ -67,7 +73,7 @@ def main() -> None:
     parser.add_argument("--decay", type=float, default=0.3,
                         help="inverse-time decay per epoch (default: 0.3)")
     parser.add_argument("--dropout", type=float, default=0.2, help="dropout (default: 0.2)")
-    parser.add_argument("--limit", type=int, help="use the first N training and test images")
+    parser.add_argument("--limit", type=int, help="use N random training and N test images")
     parser.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     parser.add_argument("--save", help="save the trained model to this .npz file")
     args = parser.parse_args()
@@ -75,8 +81,9 @@ def main() -> None:
     be = xpnet.get_backend(args.backend)
     X, y = load_dataset(args.dataset, "train", data_dir=args.data_dir)
     Xt, yt = load_dataset(args.dataset, "test", data_dir=args.data_dir)
-    if args.limit:
-        X, y, Xt, yt = X[: args.limit], y[: args.limit], Xt[: args.limit], yt[: args.limit]
+    if args.limit:  # a random subset: the sample's files are sorted by class
+        X, y = subset(X, y, args.limit, args.seed)
+        Xt, yt = subset(Xt, yt, args.limit, args.seed)
     X, Xt = preprocess(X), preprocess(Xt)          # float32 pixels in [0, 1]
     print(f"backend: {be.name}; {args.dataset}: {len(y)} training, {len(yt)} test images")
 

@@ -116,7 +116,7 @@ examples:
 """
 
 PREDICT_EPILOG = """\
-Each PNG (8-bit gray, gray+alpha, RGB, RGBA or palette, not interlaced) is turned into
+Each PNG (gray, gray+alpha, RGB, RGBA or palette; any bit depth; not interlaced) becomes
 what the model was trained on: converted to gray (transparent parts count as white),
 resized to 28x28 (area averaging when shrinking, bilinear when enlarging), inverted
 when mostly light (MNIST digits are white on black, so dark ink on white paper is
@@ -206,7 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EVALUATE_EPILOG, formatter_class=fmt,
     )
     e.add_argument("model", type=Path, metavar="MODEL", help="a model saved by xpnet (.npz)")
-    _data_options(e, limit_help="evaluate only the first N images")
+    _data_options(e, limit_help="evaluate only N images, drawn at random (the same ones "
+                  "every run)")
     e.add_argument("--split", choices=("test", "train"), default="test",
                    help="which split to evaluate on (default: test)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of text")
@@ -243,8 +244,8 @@ def _data_options(p: argparse.ArgumentParser, limit_help: str | None = None) -> 
     g.add_argument("--no-download", action="store_true",
                    help="use local files only; never download")
     g.add_argument("--limit", type=_positive_int, metavar="N",
-                   help=limit_help or "use only the first N training and N test images "
-                   "(quick trials)")
+                   help=limit_help or "use only N training and N test images, drawn at "
+                   "random (the same ones every run) (quick trials)")
     g.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy",
                    help="numpy (CPU), cupy (NVIDIA GPU) or auto: cupy when a GPU is usable "
                    "(default: numpy)")
@@ -289,8 +290,10 @@ def _load_split(args: argparse.Namespace, split: str) -> tuple[np.ndarray, np.nd
 
     X, y = load_dataset(args.dataset, split, data_dir=args.data_dir,
                         download=not args.no_download)
-    if args.limit is not None:
-        X, y = X[: args.limit], y[: args.limit]
+    if args.limit is not None and args.limit < len(y):
+        # A random subset, not the first N rows: files may be sorted by class (the sample is).
+        rows = np.random.default_rng(0).choice(len(y), args.limit, replace=False)
+        X, y = X[np.sort(rows)], y[np.sort(rows)]
     return X, y
 
 
@@ -423,7 +426,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         model = build_model(args, backend)
         model.compile(SoftmaxCrossEntropy(), build_optimizer(args, epochs))
-    print(f"model: {_describe(model)}; {_describe_optimizer(args)}; batch {args.batch_size}, "
+    optimizer = repr(model.optimizer) if args.resume else _describe_optimizer(args)
+    print(f"model: {_describe(model)}; {optimizer}; batch {args.batch_size}, "
           f"{epochs} epochs, seed {args.seed}; backend {backend.name} {backend.dtype_name}",
           flush=True)
 

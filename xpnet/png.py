@@ -1,9 +1,11 @@
 """A small PNG reader and writer (zlib + NumPy only), and the digit preprocessing for predict.
 
-Reading supports what digit images are saved as: 8-bit, non-interlaced grayscale, gray+alpha,
-RGB, RGBA and palette images (with a ``tRNS`` transparency chunk for palettes), every filter
-type. Anything else (16-bit or 1/2/4-bit samples, Adam7 interlacing) and any corrupt file
-(bad signature, CRC mismatch, truncated or undecodable data) raises :class:`PNGError`.
+Reading supports what digit images are saved as: non-interlaced grayscale, gray+alpha, RGB,
+RGBA and palette images (with a ``tRNS`` transparency chunk for palettes), with every filter
+type, at 8 bits per sample, and also the other depths PNG allows: 1, 2 and 4 bits (grayscale
+and palette; gray levels are scaled to 0..255) and 16 bits (kept to the high byte). Adam7
+interlacing, and any corrupt file (bad signature, CRC mismatch, truncated or undecodable data),
+raise :class:`PNGError`.
 
 :func:`digit_from_png` turns any such image into what the MNIST models were trained on:
 
@@ -93,11 +95,9 @@ def _decode(data: bytes) -> np.ndarray:
         raise PNGError(f"file is corrupt (image size {width}x{height})")
     if comp != 0 or filt != 0:
         raise PNGError(f"file is corrupt (compression method {comp}, filter method {filt})")
-    if depth != 8:
-        raise PNGError(
-            f"{depth}-bit {name} images are not supported (only 8 bits per sample); "
-            "re-save it as an 8-bit PNG"
-        )
+    allowed = (1, 2, 4, 8, 16) if ctype == 0 else (1, 2, 4, 8) if ctype == 3 else (8, 16)
+    if depth not in allowed:
+        raise PNGError(f"file is corrupt (bit depth {depth} is not valid for {name} images)")
     if interlace != 0:
         raise PNGError("interlaced (Adam7) PNGs are not supported; re-save it non-interlaced")
     palette = alpha = None
@@ -117,14 +117,15 @@ def _decode(data: bytes) -> np.ndarray:
         raw = zlib.decompress(b"".join(idat))
     except zlib.error as exc:
         raise PNGError(f"file is corrupt (image data does not decompress: {exc})") from None
-    stride = width * channels
+    stride = (width * channels * depth + 7) // 8
     if len(raw) != height * (stride + 1):
         raise PNGError(
             f"file is corrupt (image data holds {len(raw)} bytes, a {width}x{height} {name} "
             f"image needs {height * (stride + 1)})"
         )
-    pixels = _unfilter(np.frombuffer(raw, dtype=np.uint8).reshape(height, stride + 1), channels)
-    img = pixels.reshape(height, width, channels)
+    bpp = max(1, channels * depth // 8)  # filters work on whole bytes
+    rows = _unfilter(np.frombuffer(raw, dtype=np.uint8).reshape(height, stride + 1), bpp)
+    img = _samples(rows, width, channels, depth, scale=ctype == 0)
     if ctype == 3:
         if palette is None:
             raise PNGError("file is corrupt (palette image without a PLTE chunk)")
@@ -137,6 +138,25 @@ def _decode(data: bytes) -> np.ndarray:
         full_alpha[: min(len(alpha), len(palette))] = alpha[: len(palette)]
         return np.concatenate([palette[index], full_alpha[index][..., None]], axis=-1)
     return img
+
+
+def _samples(rows: np.ndarray, width: int, channels: int, depth: int, scale: bool) -> np.ndarray:
+    """Unfiltered rows (H, stride) -> uint8 samples (H, W, channels).
+
+    16-bit samples keep their high byte (big-endian); 1/2/4-bit samples are unpacked from the
+    most significant bits first and, for gray levels (``scale``), stretched to 0..255.
+    """
+    height = rows.shape[0]
+    if depth == 8:
+        return rows.reshape(height, width, channels)
+    if depth == 16:
+        return rows.reshape(height, width, channels, 2)[..., 0]
+    bits = np.unpackbits(rows, axis=1).reshape(height, -1, depth)
+    weights = (1 << np.arange(depth - 1, -1, -1)).astype(np.uint8)
+    values = (bits * weights).sum(axis=2, dtype=np.uint16)[:, :width]
+    if scale:
+        values = values * 255 // ((1 << depth) - 1)
+    return values.astype(np.uint8).reshape(height, width, 1)
 
 
 def _unfilter(rows: np.ndarray, bpp: int) -> np.ndarray:
