@@ -34,12 +34,28 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 
-import xpnet
-from xpnet.layers import Dense, Dropout, ReLU
-from xpnet.losses import SoftmaxCrossEntropy
-from xpnet.optim import Adam
+def _threads_from_argv(argv: list[str]) -> int | None:
+    """``--threads N``, read before NumPy loads: BLAS reads its thread count at import."""
+    for i, arg in enumerate(argv):
+        if arg == "--threads" and i + 1 < len(argv):
+            return int(argv[i + 1])
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+    return None
+
+
+THREADS = _threads_from_argv(sys.argv[1:])
+if THREADS is not None:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(THREADS)
+
+import numpy as np  # noqa: E402
+
+import xpnet  # noqa: E402
+from xpnet.layers import Dense, Dropout, ReLU  # noqa: E402
+from xpnet.losses import SoftmaxCrossEntropy  # noqa: E402
+from xpnet.optim import Adam  # noqa: E402
 
 IN, CLASSES = 784, 10
 
@@ -89,19 +105,39 @@ class XpnetRunner:
                            verbose=False)
         return float(h["time"][-1])
 
-    def peak_memory(self, X: Any, y: Any) -> tuple[float, str]:
-        """Peak bytes during one more epoch, and how they were measured."""
+    def peak_memory(self, X: Any, y: Any) -> tuple[float, float, str]:
+        """Peak bytes of one more ``fit(epochs=1)`` and of the bare training steps, and how."""
         if self.backend.name == "numpy":
             tracemalloc.start()
-            tracemalloc.reset_peak()
             base = tracemalloc.get_traced_memory()[0]
             self.epoch(X, y)
-            peak = tracemalloc.get_traced_memory()[1] - base
+            fit_peak = tracemalloc.get_traced_memory()[1] - base
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            self.steps(X, y)
+            step_peak = tracemalloc.get_traced_memory()[1] - base
             tracemalloc.stop()
-            return float(peak), "tracemalloc peak during fit(epochs=1), data excluded"
+            return float(fit_peak), float(step_peak), (
+                "tracemalloc peaks (Python/NumPy allocations, the data set excluded): 'fit' is "
+                "fit(epochs=1) with its one-off input checks; 'steps' is the same epoch's "
+                "forward/loss/backward/Adam steps alone"
+            )
         self.epoch(X, y)
         pool = self.backend.xp.get_default_memory_pool()
-        return float(pool.total_bytes()), "CuPy memory-pool bytes held after an epoch"
+        held = float(pool.total_bytes())
+        return held, held, "CuPy memory-pool bytes held after an epoch"
+
+    def steps(self, X: Any, y: Any) -> None:
+        """One epoch of bare training steps (in order, no fit bookkeeping)."""
+        model, be = self.model, self.backend
+        assert model.loss is not None and model.optimizer is not None
+        n = int(X.shape[0])
+        for i in range(0, n, self.batch):
+            idx = be.arange(min(i + self.batch, n) - i) + i
+            xb, yb = be.take_rows(X, idx), be.take_rows(y, idx)
+            model.loss.forward(model.forward(xb, training=True), yb, check=False)
+            model.backward(model.loss.backward(), need_dx=False)
+            model.optimizer.step(model.parameters())
 
 
 # ---------------------------------------------------------------------------------- torch
@@ -238,6 +274,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS/OpenMP threads for NumPy and torch alike (default: theirs); "
+                    "on a loaded machine 1 thread gives steadier figures")
     args = ap.parse_args(argv)
     rows = args.rows or (10_000 if args.quick else 60_000)
     rounds = args.epochs or (3 if args.quick else 5)
@@ -249,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
     if torch is not None:
         if be.name == "cupy" and not torch.cuda.is_available():
             torch = None
+        elif args.threads is not None:
+            torch.set_num_threads(args.threads)
 
     X, y = make_data(rows, args.seed)
     flops = matmul_flops(rows, (IN, *hidden, CLASSES))
@@ -256,25 +297,28 @@ def main(argv: list[str] | None = None) -> int:
     tver = "torch not installed" if torch is None else f"torch {torch.__version__}"
     if torch is not None:
         tver += f" ({'cuda' if be.name == 'cupy' else 'cpu'}, {torch.get_num_threads()} threads)"
-    print(f"xpnet {xpnet.__version__} on {be.name} (numpy {np.__version__}); {tver}; "
-          f"python {sys.version.split()[0]}; {os.cpu_count()} CPUs; load avg {load:.2f}")
+    blas = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"xpnet {xpnet.__version__} on {be.name} (numpy {np.__version__}, BLAS threads "
+          f"{blas}); {tver}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
+          f"load avg {load:.2f}")
     print(f"MLP 784-400-100-10, ReLU, dropout 0.5, softmax CE, Adam, float32, batch "
           f"{args.batch_size}, {rows} rows/epoch; median of {rounds} epochs after 1 warm-up")
     print()
 
     res = measure(args.backend, torch, X, y, hidden, args.batch_size, rounds, args.seed)
     xr = XpnetRunner(args.backend, hidden, args.batch_size, args.seed)
-    peak, how = xr.peak_memory(xr.backend.asarray(X), xr.backend.asarray(y))
+    peak, step_peak, how = xr.peak_memory(xr.backend.asarray(X), xr.backend.asarray(y))
     xs, fs, ts = res["xpnet"], res["floor"], res.get("torch")
     w = 26
-    print(f"{'':{w}}{'s/epoch':>10}{'samples/s':>12}{'peak MiB':>10}")
-    print(f"{'xpnet (' + be.name + ')':{w}}{xs:>10.3f}{rows / xs:>12,.0f}{peak / 2**20:>10.1f}")
+    mib = f"{peak / 2**20:.1f}/{step_peak / 2**20:.1f}"
+    print(f"{'':{w}}{'s/epoch':>10}{'samples/s':>12}{'peak MiB fit/steps':>20}")
+    print(f"{'xpnet (' + be.name + ')':{w}}{xs:>10.3f}{rows / xs:>12,.0f}{mib:>20}")
     if ts is None:
         print(f"{'PyTorch':{w}}{'torch not installed':>32}")
     else:
         dev = "CUDA eager" if be.name == "cupy" else "CPU"
-        print(f"{'PyTorch ' + dev:{w}}{ts:>10.3f}{rows / ts:>12,.0f}{'-':>10}")
-    print(f"{'matmul floor':{w}}{fs:>10.3f}{rows / fs:>12,.0f}{'-':>10}"
+        print(f"{'PyTorch ' + dev:{w}}{ts:>10.3f}{rows / ts:>12,.0f}{'-':>20}")
+    print(f"{'matmul floor':{w}}{fs:>10.3f}{rows / fs:>12,.0f}{'-':>20}"
           f"   ({flops / 1e9:.1f} GFLOP at {flops / fs / 1e9:.1f} GFLOP/s)")
     print()
     print(f"xpnet / PyTorch      = {fmt(xs / ts if ts else None)}   (goal <= 0.5 on the CPU, "
@@ -282,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"xpnet / matmul floor = {xs / fs:.3f}   (goal <= 1.5 on the CPU)")
     print(f"PyTorch / floor      = {fmt(ts / fs if ts else None)}")
     print(f"peak memory: {how}")
+    if hasattr(os, "getloadavg"):
+        print(f"load avg at the end: {os.getloadavg()[0]:.2f} (shared machines: compare ratios, "
+              "which come from one run taking turns)")
 
     if not args.no_scaling:
         srows = min(rows, 20_000) if args.quick else rows
