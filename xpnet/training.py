@@ -275,9 +275,9 @@ def fit(
     if not on_device:
         Xd, yd = be.to_host(Xd), be.to_host(yd)
 
-    def batch(idx: np.ndarray) -> tuple[Array, Array]:
+    def batch(idx: np.ndarray, dev_idx: Array | None = None) -> tuple[Array, Array]:
         if on_device:
-            di = be.index_array(idx)
+            di = be.index_array(idx) if dev_idx is None else dev_idx
             return be.take_rows(Xd, di), be.take_rows(yd, di)
         return be.asarray(np.take(Xd, idx, axis=0)), be.asarray(np.take(yd, idx, axis=0))
 
@@ -310,6 +310,8 @@ def fit(
             opt.set_epoch(epoch)
             epoch_state = dict(shuffle_rng.bit_generator.state)  # to redraw this epoch's order
             order = shuffle_rng.permutation(n) if shuffle else np.arange(n)
+            # A GPU gets the epoch's order once: a host->device copy per step would sync.
+            dev_order = be.index_array(order) if on_device and not be.is_host else None
             first_step = start_step if epoch == start_epoch else 0
             if first_step == 0:
                 sums = {"loss": 0.0, "acc": 0.0, "seen": 0}
@@ -322,8 +324,9 @@ def fit(
             skipped = 0
             last_sync = first_step
             for step in range(first_step, steps_per_epoch):
-                idx = order[step * batch_size : (step + 1) * batch_size]
-                xb, yb = batch(idx)
+                lo, hi = step * batch_size, min((step + 1) * batch_size, n)
+                idx = order[lo:hi]
+                xb, yb = batch(idx, None if dev_order is None else dev_order[lo:hi])
                 out = model.forward(xb, training=True)
                 lv = loss_fn.forward(out, yb, check=False)
                 model.backward(loss_fn.backward(), need_dx=False)
