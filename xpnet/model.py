@@ -71,6 +71,12 @@ class Sequential(Layer):
                 raise TypeError(f"layers[{i}] must be an xpnet layer, got {layer!r}")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
             raise TypeError(f"seed must be an int or None, got {seed!r}")
+        if seed is not None and seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        for i, layer in enumerate(layers):
+            for j in range(i):
+                if layers[j] is layer:  # one layer twice would overwrite what backward needs
+                    raise ValueError(f"layers[{i}] is the same object as layers[{j}]")
         self.layers: list[Layer] = list(layers)
         self.seed = None if seed is None else int(seed)
         self.loss: Loss | None = None

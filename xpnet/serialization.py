@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .backend import Backend
 from .layers.base import LAYER_TYPES
 from .losses.base import LOSS_TYPES
 from .optim.base import OPTIMIZER_TYPES
@@ -117,12 +118,45 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def _model_path(path: Any) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {path!r}")
+    return Path(path)
+
+
+def _check_archive(path: Path) -> None:
+    """Refuse anything but the plain zip archive ``save`` writes, before NumPy parses it.
+
+    Not a zip (e.g. a bare ``.npy``, which ``np.load`` would read as an array), compressed or
+    encrypted members (a small file must not expand into gigabytes), or members claiming more
+    bytes than the file holds: all :class:`ModelFileError`.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        magic = f.read(4)
+    if magic != b"PK\x03\x04":
+        raise ModelFileError(f"{path}: not an xpnet model file (not a zip archive)")
+    with zipfile.ZipFile(path) as zf:
+        for info in zf.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or info.flag_bits & 0x1:
+                raise ModelFileError(
+                    f"{path}: member {info.filename!r} is compressed or encrypted; xpnet "
+                    "writes plain stored members"
+                )
+            if info.file_size > size:
+                raise ModelFileError(
+                    f"{path}: member {info.filename!r} claims {info.file_size} bytes, more "
+                    f"than the whole file ({size})"
+                )
+
+
 def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and verify a model file: the header and every array, checksums included."""
-    path = Path(path)
+    path = _model_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     try:
+        _check_archive(path)
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
             if HEADER_KEY not in names:
@@ -131,13 +165,15 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, n
             arrays = {k: npz[k] for k in names if k != HEADER_KEY}
     except ModelFileError:
         raise
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError, zlib_error()) as exc:
-        raise ModelFileError(f"{path}: corrupt or truncated model file ({exc})") from None
+    except Exception as exc:  # whatever a damaged archive makes zipfile/NumPy raise
+        raise ModelFileError(
+            f"{path}: corrupt or truncated model file ({type(exc).__name__}: {exc})"
+        ) from None
     try:
         if raw.dtype != np.uint8 or raw.ndim != 1:
             raise ValueError("header is not a byte string")
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise ModelFileError(f"{path}: unreadable header ({exc})") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an xpnet model file")
@@ -166,36 +202,143 @@ def read_file(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, n
     return header, arrays
 
 
-def zlib_error() -> type[Exception]:
-    import zlib
-
-    return zlib.error
-
-
 def load(path: str | os.PathLike[str], backend: Any = "numpy", dtype: str | None = None) -> Any:
-    """Rebuild a saved model on ``backend`` (default NumPy) in ``dtype`` (default: as saved).
+    """Rebuild a saved model on ``backend`` (default NumPy) in ``dtype`` (default: as saved,
+    or the dtype of a :class:`~xpnet.backend.Backend` passed as ``backend``).
 
     Architecture, weights, loss, optimizer state, training progress and history are restored;
-    a model saved from CuPy loads on NumPy and the other way round.
+    a model saved from CuPy loads on NumPy and the other way round. Everything in the file is
+    checked before the model is built; any fault is a :class:`ModelFileError`.
     """
+    path = _model_path(path)
+    header, arrays = read_file(path)
+    model = _build(path, header, arrays)
+    if dtype is None and not isinstance(backend, Backend):
+        dtype = model.backend.dtype_name
+    return model.to(backend, dtype)
+
+
+def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
+    """Copy the weights saved at ``path`` into ``model`` (same layer types and shapes).
+
+    All or nothing: the file is read and verified, and every array converted to the model's
+    backend and dtype, before the first weight is overwritten (in place); a bad file or an
+    architecture that does not match leaves ``model`` untouched. Returns ``model``.
+    """
+    from .model import Sequential
+
+    if not isinstance(model, Sequential):
+        raise TypeError(f"model must be an xpnet Sequential, got {model!r}")
+    path = _model_path(path)
+    header, arrays = read_file(path)
+    saved = _build(path, header, arrays)
+
+    def shapes(m: Any) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
+        return [
+            (type(lay).__name__, {k: tuple(v.shape) for k, v in lay.params.items()})
+            for lay in m.layers
+        ]
+
+    if shapes(saved) != shapes(model):
+        raise ModelFileError(
+            f"{path}: the saved layers {shapes(saved)} do not match the model's {shapes(model)}"
+        )
+    be = model.backend
+    staged = [
+        (layer.params[key], be.asarray(saved.layers[i].params[key], dtype=be.dtype))
+        for i, layer in enumerate(model.layers)
+        for key in layer.params
+    ]
+    for target, value in staged:
+        target[...] = value
+    return model
+
+
+def _is_int(value: Any, low: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def _spec(path: Path, spec: Any, what: str) -> tuple[str, dict[str, Any]]:
+    """``{"type": name, "config": {...}}`` from the header, checked."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("type"), str):
+        raise ModelFileError(f"{path}: bad {what} description {spec!r:.200}")
+    config = spec.get("config", {})
+    if not isinstance(config, dict):
+        raise ModelFileError(f"{path}: bad {what} config {config!r:.200}")
+    return spec["type"], config
+
+
+def _check_generator_state(path: Path, state: Any, what: str) -> None:
+    try:
+        np.random.PCG64().state = state
+    except Exception as exc:
+        raise ModelFileError(f"{path}: bad {what} ({type(exc).__name__}: {exc})") from None
+
+
+def _check_progress(path: Path, prog: Any, n_stochastic: int) -> None:
+    """The training progress ``fit(resume=True)`` trusts: present keys of the right types."""
+    if prog is None:
+        return
+    if not isinstance(prog, dict):
+        raise ModelFileError(f"{path}: bad training progress {prog!r:.200}")
+    ints = {"epoch": 0, "step": 0, "epochs": 1, "n_samples": 1, "batch_size": 1}
+    for key, low in ints.items():
+        if not _is_int(prog.get(key), low):
+            raise ModelFileError(f"{path}: training progress has bad {key!r}: {prog.get(key)!r}")
+    for key in ("shuffle", "finished"):
+        if not isinstance(prog.get(key), bool):
+            raise ModelFileError(f"{path}: training progress has bad {key!r}: {prog.get(key)!r}")
+    if prog.get("seed") is not None and not _is_int(prog.get("seed")):
+        raise ModelFileError(f"{path}: training progress has bad 'seed': {prog.get('seed')!r}")
+    if not _is_int(prog.get("skipped", 0)):
+        raise ModelFileError(f"{path}: training progress has bad 'skipped'")
+    sums = prog.get("sums")
+    if (
+        not isinstance(sums, dict)
+        or not all(isinstance(sums.get(k), (int, float)) for k in ("loss", "acc"))
+        or not _is_int(sums.get("seen"))
+    ):
+        raise ModelFileError(f"{path}: training progress has bad 'sums': {sums!r:.200}")
+    _check_generator_state(path, prog.get("shuffle_state"), "shuffle generator state")
+    states = prog.get("dropout_states")
+    if not isinstance(states, list) or len(states) != n_stochastic:
+        raise ModelFileError(
+            f"{path}: training progress needs {n_stochastic} dropout generator state(s), got "
+            f"{states!r:.200}"
+        )
+    for state in states:
+        if state is not None:
+            _check_generator_state(path, state, "dropout generator state")
+
+
+def _build(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
+    """A NumPy model from a verified file; a :class:`ModelFileError` on any inconsistency."""
     from .model import History, Sequential
 
-    path = Path(path)
-    header, arrays = read_file(path)
     saved_dtype = header.get("dtype")
     if saved_dtype not in ("float32", "float64"):
-        raise ModelFileError(f"{path}: unsupported dtype {saved_dtype!r}")
+        raise ModelFileError(f"{path}: unsupported dtype {saved_dtype!r:.100}")
+    specs = header.get("layers")
+    if not isinstance(specs, list):
+        raise ModelFileError(f"{path}: the header holds no list of layers")
     layers = []
-    try:
-        for i, spec in enumerate(header["layers"]):
-            kind = spec["type"]
-            if kind not in LAYER_TYPES or kind == "Sequential":
-                raise ModelFileError(f"{path}: layer {i} has unknown type {kind!r}")
-            layers.append(LAYER_TYPES[kind](**spec["config"]))
-    except ModelFileError:
-        raise
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: bad layer description ({exc})") from None
+    for i, spec in enumerate(specs):
+        kind, config = _spec(path, spec, f"layer {i}")
+        if kind not in LAYER_TYPES or kind == "Sequential":
+            raise ModelFileError(f"{path}: layer {i} has unknown type {kind!r:.100}")
+        if kind == "Dense":
+            # Check the sizes against the stored weights before the layer allocates them.
+            need = (config.get("in_features"), config.get("out_features"))
+            w = arrays.get(f"param/{i}/W")
+            if not all(_is_int(v, 1) for v in need) or w is None or w.shape != need:
+                raise ModelFileError(
+                    f"{path}: layer {i} (Dense) declares {need!r:.100} but the file holds "
+                    f"W {None if w is None else w.shape}"
+                )
+        try:
+            layers.append(LAYER_TYPES[kind](**config))
+        except (TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: bad description of layer {i} ({exc})") from None
     # Check every parameter against the architecture before any is assigned.
     expected = {}
     for i, layer in enumerate(layers):
@@ -207,57 +350,76 @@ def load(path: str | os.PathLike[str], backend: Any = "numpy", dtype: str | None
             f"{path}: parameters {sorted(got)} do not fit the architecture, which needs "
             f"{sorted(expected)}"
         )
+    strays = sorted(k for k in arrays if not k.startswith(("param/", "optim/")))
+    if strays:
+        raise ModelFileError(f"{path}: unexpected arrays {strays}")
     for key, shape in expected.items():
-        if got[key] != shape:
-            raise ModelFileError(
-                f"{path}: {key} has shape {got[key]}, the architecture needs {shape}"
-            )
-        if arrays[key].dtype != np.dtype(saved_dtype):
-            raise ModelFileError(
-                f"{path}: {key} has dtype {arrays[key].dtype}, expected {saved_dtype}"
-            )
-        if not np.isfinite(arrays[key]).all():
-            raise ModelFileError(f"{path}: {key} contains NaN or infinity")
+        _check_array(path, key, arrays[key], shape, saved_dtype)
     loss = None
     if header.get("loss") is not None:
-        spec = header["loss"]
-        if spec.get("type") not in LOSS_TYPES:
-            raise ModelFileError(f"{path}: unknown loss {spec.get('type')!r}")
+        kind, config = _spec(path, header["loss"], "loss")
+        if kind not in LOSS_TYPES:
+            raise ModelFileError(f"{path}: unknown loss {kind!r:.100}")
         try:
-            loss = LOSS_TYPES[spec["type"]](**spec.get("config", {}))
+            loss = LOSS_TYPES[kind](**config)
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: bad loss description ({exc})") from None
     opt = None
     if header.get("optimizer") is not None:
         spec = header["optimizer"]
-        if spec.get("type") not in OPTIMIZER_TYPES:
-            raise ModelFileError(f"{path}: unknown optimizer {spec.get('type')!r}")
+        kind, config = _spec(path, spec, "optimizer")
+        if kind not in OPTIMIZER_TYPES:
+            raise ModelFileError(f"{path}: unknown optimizer {kind!r:.100}")
+        sched = spec.get("schedule")
+        if sched is not None:
+            _spec(path, sched, "learning-rate schedule")
+        t, epoch = spec.get("t", 0), spec.get("epoch", 0)
+        if not _is_int(t) or not _is_int(epoch):
+            raise ModelFileError(f"{path}: bad optimizer step {t!r:.50} or epoch {epoch!r:.50}")
         try:
-            opt = OPTIMIZER_TYPES[spec["type"]](
-                **spec["config"], schedule=schedule_from_config(spec.get("schedule"))
-            )
-            opt.t = int(spec.get("t", 0))
-            opt.epoch = int(spec.get("epoch", 0))
-        except (KeyError, TypeError, ValueError) as exc:
+            opt = OPTIMIZER_TYPES[kind](**config, schedule=schedule_from_config(sched))
+        except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: bad optimizer description ({exc})") from None
+        opt.t, opt.epoch = t, epoch
         for key, arr in arrays.items():
             if not key.startswith("optim/"):
                 continue
-            _, pname, slot = key.split("/", 2)
-            pkey = "param/" + pname.replace(".", "/", 1)
-            if pkey not in expected or tuple(arr.shape) != expected[pkey] or slot not in opt.slots:
+            parts = key.split("/")
+            pkey = "param/" + parts[1].replace(".", "/", 1) if len(parts) == 3 else ""
+            if pkey not in expected or parts[2] not in opt.slots:
                 raise ModelFileError(f"{path}: optimizer state {key!r} fits no parameter")
-            opt.state.setdefault(pname, {})[slot] = arr.astype(saved_dtype, copy=True)
+            _check_array(path, key, arr, expected[pkey], saved_dtype)
+            opt.state.setdefault(parts[1], {})[parts[2]] = arr.copy()
+        if opt.state:
+            names = {k[len("param/") :].replace("/", ".", 1) for k in expected}
+            whole = all(set(opt.state.get(nm, {})) == set(opt.slots) for nm in names)
+            if not whole:
+                raise ModelFileError(f"{path}: optimizer state is incomplete")
+    seed = header.get("seed")
+    if seed is not None and not _is_int(seed):
+        raise ModelFileError(f"{path}: bad seed {seed!r:.100}")
+    _check_progress(path, header.get("progress"), sum(1 for lay in layers if lay.stochastic))
+    hist = header.get("history") or {}
+    if not isinstance(hist, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, (int, float)) for x in v) for v in hist.values()
+    ):
+        raise ModelFileError(f"{path}: bad training history")
     model = Sequential(layers, backend="numpy", dtype=saved_dtype)
     for i, layer in enumerate(model.layers):
         for key in layer.params:
             layer.params[key] = arrays[f"param/{i}/{key}"].copy()
-    model.seed = header.get("seed")
+    model.seed = seed
     if loss is not None:
         model.compile(loss, opt)
     model.progress = header.get("progress")
-    try:
-        model.history = History(header.get("history") or {})
-    except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path}: bad history ({exc})") from None
-    return model.to(backend, dtype)
+    model.history = History(hist)
+    return model
+
+
+def _check_array(path: Path, key: str, arr: np.ndarray, shape: Any, dtype: str) -> None:
+    if tuple(arr.shape) != tuple(shape):
+        raise ModelFileError(f"{path}: {key} has shape {arr.shape}, the architecture needs {shape}")
+    if arr.dtype != np.dtype(dtype):
+        raise ModelFileError(f"{path}: {key} has dtype {arr.dtype}, expected {dtype}")
+    if not np.isfinite(arr).all():
+        raise ModelFileError(f"{path}: {key} contains NaN or infinity")

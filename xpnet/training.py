@@ -1,8 +1,30 @@
-"""The training loop behind ``Sequential.fit``: batches, checks, checkpoints and resume."""
+"""The training loop behind ``Sequential.fit``: batches, checks, checkpoints and resume.
+
+What is reproducible, exactly:
+
+* NumPy: the same seeds (``Sequential(seed=...)`` and ``fit(seed=...)``) give bit-identical
+  weights, optimizer state and history on the same machine and NumPy/BLAS build. A run
+  interrupted (signal, crash, kill -9) and resumed from its last checkpoint ends bit-identical
+  to the uninterrupted run: the checkpoint holds the weights, the optimizer state (slots, step
+  count, epoch, hence the schedule), the shuffle generator's state at the start of the epoch
+  and the position in it, the dropout generators' states and the running metric sums.
+* CuPy: initial weights and the data order come from host generators and match NumPy's.
+  Dropout masks come from ``cupy.random`` (its own stream, seeded from the same seed): the same
+  seed gives the same masks on the same GPU and CuPy version, not NumPy's masks. cuBLAS and
+  CuPy's reductions are run-to-run reproducible on one GPU model and library version (cuBLAS
+  documents this; it is not tested here) but give different bits from NumPy. The state of
+  ``cupy.random`` cannot be saved, so a checkpoint stores None for it, and resuming restarts
+  each dropout stream from the run's seed and the position: the resumed run is reproducible
+  (resume the same checkpoint twice, get the same bits) but equals the uninterrupted run only
+  for models without dropout. Without dropout, resume on CuPy restores the same state as on
+  NumPy. The finiteness check runs every ``sync_every`` steps there (default 50), so a NaN is
+  located within that window.
+"""
 
 from __future__ import annotations
 
 import math
+import os
 import signal
 import threading
 import time
@@ -13,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._checks import one_of, positive_int, real
-from .backend import Array
+from .backend import Array, BackendError
 from .losses.base import Loss
 from .model import History
 from .progress import ProgressBar
@@ -23,7 +45,16 @@ if TYPE_CHECKING:
 
 
 class NonFiniteError(FloatingPointError):
-    """The loss or a gradient became NaN or infinite during training."""
+    """The loss or a gradient became NaN or infinite during training.
+
+    ``step`` is the global step (1-based) where it was seen and ``layer`` the name of the first
+    layer found at fault by the diagnosis pass (None when the loss itself is to blame).
+    """
+
+    def __init__(self, message: str, step: int | None = None, layer: str | None = None) -> None:
+        super().__init__(message)
+        self.step = step
+        self.layer = layer
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -67,9 +98,8 @@ def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
                 f"got dtype {host.dtype}"
             )
         _check_shape(model, tuple(host.shape), name)
-        if host.dtype.kind == "f" and not np.isfinite(host).all():
-            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(host))[0])
-            raise ValueError(f"{name} contains NaN or infinity (first at index {bad})")
+        if host.dtype.kind == "f":
+            _check_finite(host, name, be.dtype_name)
         return be.asarray(host, dtype=be.dtype)
     if not be.is_array(X):
         raise TypeError(f"{name} is a {type(X).__name__}, not a host array or a {be.name} array")
@@ -78,6 +108,24 @@ def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
     if not be.to_float(be.xp.all(be.xp.isfinite(Xd))):
         raise ValueError(f"{name} contains NaN or infinity")
     return Xd
+
+
+def _check_finite(host: np.ndarray, name: str, dtype: str) -> None:
+    """Raise a ValueError naming ``name`` and the first bad index if ``host`` holds NaN/inf,
+    or values that would overflow to infinity when cast to ``dtype`` (float64 -> float32)."""
+    ok = np.isfinite(host)
+    if not ok.all():
+        bad = tuple(int(i) for i in np.argwhere(~ok)[0])
+        raise ValueError(f"{name} contains NaN or infinity (first at index {bad})")
+    limit = np.finfo(dtype).max
+    if host.dtype.itemsize > np.dtype(dtype).itemsize and host.size:
+        big = np.abs(host) > limit
+        if big.any():
+            bad = tuple(int(i) for i in np.argwhere(big)[0])
+            raise ValueError(
+                f"{name} holds {float(host[bad])!r} (index {bad}), beyond the largest {dtype} "
+                f"({float(limit):.4g}); it would become infinity"
+            )
 
 
 def _check_shape(model: Sequential, shape: tuple[int, ...], name: str) -> None:
@@ -105,8 +153,8 @@ def prepare_targets(model: Sequential, y: Any, n: int, name: str = "y") -> Array
         raise TypeError(f"{name} must hold numbers, got dtype {host.dtype}")
     if host.ndim == 0 or host.shape[0] != n:
         raise ValueError(f"{name} has {host.shape[0] if host.ndim else 0} rows but X has {n}")
-    if host.dtype.kind == "f" and not np.isfinite(host).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+    if host.dtype.kind == "f":
+        _check_finite(host, name, be.dtype_name)
     out = model.out_features
     pred_shape = (n, out if out is not None else (host.shape[1] if host.ndim == 2 else 1))
     try:
@@ -119,32 +167,94 @@ def prepare_targets(model: Sequential, y: Any, n: int, name: str = "y") -> Array
 
 # ------------------------------------------------------------------------ the main loop
 def _finite_probe(be: Any, loss: Array, params: list[tuple[str, Array, Array]]) -> Array:
-    """A 0-d value that is NaN/inf iff the loss or any gradient is (``0 * inf = nan``)."""
+    """A 0-d value that is NaN/inf iff the loss or any gradient is.
+
+    ``0 * max(g) + 0 * min(g)`` is 0 for finite gradients however large (a plain ``sum(g)``
+    could overflow to inf and raise a false alarm) and NaN as soon as one entry is NaN/inf.
+    """
+    xp = be.xp
     acc = loss
     for _, _, g in params:
-        acc = acc + 0.0 * be.xp.sum(g)
+        acc = acc + 0.0 * xp.max(g) + 0.0 * xp.min(g)
     return acc
 
 
 def _grad_norm(be: Any, params: list[tuple[str, Array, Array]]) -> Array:
+    """Global L2 norm ``sqrt(sum_k ||g_k||^2)`` as a 0-d array, without overflow.
+
+    Computed as ``M sqrt(sum (g / M)^2)`` with ``M = max |g|``: squaring float32 gradients
+    above ~1.8e19 would overflow to inf, and clipping by an infinite norm would zero them.
+    """
+    xp = be.xp
+    top = None
+    for _, _, g in params:
+        m = xp.max(xp.abs(g))
+        top = m if top is None else xp.maximum(top, m)
+    assert top is not None
+    scale = xp.where(top > 0, top, xp.ones_like(top))
     total = None
     for _, _, g in params:
-        s = be.xp.sum(g * g)
+        r = g / scale
+        s = xp.sum(r * r)
         total = s if total is None else total + s
-    return be.xp.sqrt(total)
+    return scale * xp.sqrt(total)
 
 
-def _locate_nonfinite(model: Sequential) -> str:
-    """Name the layers whose gradients or parameters are NaN/inf (after the fact, on the host)."""
-    bad = []
-    for layer in model.layers:
-        for key, g in layer.grads.items():
-            if not np.isfinite(model.backend.to_host(g)).all():
-                bad.append(f"{layer.name} gradient {key!r}")
-        for key, p in layer.params.items():
-            if not np.isfinite(model.backend.to_host(p)).all():
-                bad.append(f"{layer.name} parameter {key!r}")
-    return ", ".join(bad) if bad else "the loss (every gradient and parameter is finite)"
+def _is_finite(be: Any, a: Array) -> bool:
+    host = a if isinstance(a, (np.ndarray, np.generic)) else be.to_host(a)
+    return bool(np.isfinite(host).all())
+
+
+def _nonfinite_params(model: Sequential) -> list[str]:
+    be = model.backend
+    return [
+        f"{layer.name} parameter {key!r}"
+        for layer in model.layers
+        for key, p in layer.params.items()
+        if not _is_finite(be, p)
+    ]
+
+
+def _diagnose(model: Sequential, loss_fn: Loss, xb: Array, yb: Array) -> tuple[str, str | None]:
+    """Find where a failed step went non-finite: ``(explanation, layer name or None)``.
+
+    Run only after a failure: the step is replayed layer by layer on the same batch (dropout
+    reuses the masks of the failed step), forward then backward, and the first layer whose
+    output, parameter gradient or input gradient is NaN/inf is named.
+    """
+    be = model.backend
+    bad = _nonfinite_params(model)
+    if bad:
+        first = bad[0].split(" parameter ")[0]
+        return (
+            f"{', '.join(bad)} already non-finite (an earlier update overflowed)",
+            first,
+        )
+    x = xb
+    with np.errstate(all="ignore"):
+        for layer in model.layers:
+            mask = getattr(layer, "mask", None) if layer.stochastic else None
+            x = x * mask if mask is not None else layer.forward(x, training=True)
+            if not _is_finite(be, x):
+                return f"{layer.name} produced a non-finite output in the forward pass", layer.name
+        lv = loss_fn.forward(x, yb, check=False)
+        if not _is_finite(be, lv):
+            return f"the loss ({type(loss_fn).__name__}) is non-finite for finite outputs", None
+        dy = loss_fn.backward()
+        if not _is_finite(be, dy):
+            return f"the gradient of the loss ({type(loss_fn).__name__}) is non-finite", None
+        for layer in reversed(model.layers):
+            dy = layer.backward(dy)
+            for key, g in layer.grads.items():
+                if not _is_finite(be, g):
+                    return (
+                        f"{layer.name} gradient {key!r} is non-finite (the first layer, in "
+                        "backward order, whose gradient is)",
+                        layer.name,
+                    )
+            if not _is_finite(be, dy):
+                return f"{layer.name} passed a non-finite gradient to its input", layer.name
+    return "the failure did not recur when the step was replayed", None
 
 
 class _SignalGuard:
@@ -197,13 +307,19 @@ def fit(
     * ``shuffle``/``seed``: each epoch visits the rows in a fresh permutation drawn from a host
       generator seeded by ``seed`` (which also reseeds dropout); same seed, same run.
     * ``epochs`` counts from the start of the run: with ``resume=True`` training continues from
-      the progress stored in the model (``xpnet.load(checkpoint)``) up to ``epochs``.
+      the progress stored in the model (``xpnet.load(checkpoint)``) up to ``epochs``, with the
+      generators the checkpoint saved (``seed`` is not used); the same ``X``, ``y``,
+      ``batch_size`` and ``shuffle`` are needed (a different size, batch size or shuffle is a
+      ValueError). On NumPy the result is bit-identical to an uninterrupted run.
     * ``checkpoint``/``every``: write the model atomically every ``every`` steps and at the end
-      of each epoch. SIGINT/SIGTERM finish the current step, write the checkpoint and raise
-      :class:`TrainingInterrupted`.
-    * ``on_nonfinite``: ``"raise"`` (a :class:`NonFiniteError` naming the step and layer) or
-      ``"skip"`` (drop the batch, count it in ``history["skipped"]``). ``clip_norm`` rescales
-      the gradients so their global L2 norm is at most ``clip_norm``.
+      of each epoch; a kill at any moment leaves the previous checkpoint whole. SIGINT/SIGTERM
+      finish the current step, write the checkpoint and raise :class:`TrainingInterrupted`
+      (also when they arrive during the last step: training finishes and is saved first).
+    * ``on_nonfinite``: ``"raise"`` (a :class:`NonFiniteError` naming the step and the layer
+      found at fault by replaying the step layer by layer) or ``"skip"`` (drop the batch,
+      count it in ``history["skipped"]``; still an error if the weights themselves are
+      non-finite or a whole epoch is skipped). ``clip_norm`` rescales the gradients so their
+      global L2 norm, computed without overflow, is at most ``clip_norm``.
     * ``sync_every``: how often (in steps) scalars are read back from a GPU for the progress
       bar and the finiteness check; 1 on the CPU, where reading is free.
     """
@@ -214,9 +330,21 @@ def fit(
     on_nonfinite = one_of("on_nonfinite", on_nonfinite, ("raise", "skip"))
     clip = None if clip_norm is None else real("clip_norm", clip_norm, low=0.0, low_open=True)
     every = None if every is None else positive_int("every", every)
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an int or None, got {seed!r}")
-    ckpt = Path(checkpoint) if checkpoint is not None else None
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"seed must be a non-negative int or None, got {seed!r}")
+        if seed < 0:
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+    for flag, flag_value in (("shuffle", shuffle), ("resume", resume)):
+        if not isinstance(flag_value, bool):
+            raise TypeError(f"{flag} must be True or False, got {flag_value!r}")
+    if verbose is not None and not isinstance(verbose, bool):
+        raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
+    if on_epoch_end is not None and not callable(on_epoch_end):
+        raise TypeError(f"on_epoch_end must be a callable or None, got {on_epoch_end!r}")
+    ckpt = _checkpoint_path(checkpoint)
+    if every is not None and ckpt is None:
+        raise ValueError(f"every={every} needs checkpoint=PATH (where to write the checkpoints)")
     be = model.backend
     if sync_every is None:
         sync_every = 1 if be.is_host or on_nonfinite == "skip" else 50
@@ -252,11 +380,31 @@ def fit(
                     f"resume: the checkpoint was trained with {key}={prog[key]!r}, got {value!r}"
                 )
         start_epoch, start_step = int(prog["epoch"]), int(prog["step"])
+        if start_step >= steps_per_epoch:
+            raise ValueError(
+                f"resume: the checkpoint is at step {start_step} of an epoch of "
+                f"{steps_per_epoch} steps (does the data match the checkpoint?)"
+            )
         shuffle_rng = np.random.default_rng()
         shuffle_rng.bit_generator.state = prog["shuffle_state"]
-        for layer, state in zip(dropouts, prog["dropout_states"], strict=True):
-            layer.gen.set_state(state)  # type: ignore[attr-defined]
+        states = prog["dropout_states"]
+        if len(states) != len(dropouts):
+            raise ValueError(
+                f"resume: the checkpoint holds {len(states)} dropout generator state(s) for a "
+                f"model with {len(dropouts)} dropout layer(s)"
+            )
+        run_seed: int | None = prog.get("seed")
+        for i, (layer, state) in enumerate(zip(dropouts, states, strict=True)):
+            if state is not None:
+                layer.gen.set_state(state)  # type: ignore[attr-defined]
+            else:
+                # The stream could not be saved (CuPy): restart it from the seed and the
+                # position, so resuming the same checkpoint twice gives the same run.
+                layer.reseed(  # type: ignore[attr-defined]
+                    np.random.SeedSequence([int(run_seed or 0), start_epoch, start_step, i])
+                )
         sums = dict(prog["sums"])
+        start_skipped = int(prog.get("skipped", 0))
     else:
         if seed is not None:
             shuffle_ss, dropout_ss = np.random.SeedSequence(seed).spawn(2)
@@ -268,7 +416,9 @@ def fit(
             )
         start_epoch, start_step = 0, 0
         sums = {"loss": 0.0, "acc": 0.0, "seen": 0}
+        start_skipped = 0
         model.history = History()
+        run_seed = int(seed) if seed is not None else model.seed
 
     # Keep the data on the device when it fits; otherwise gather batches on the host.
     on_device = be.is_host or be.fits_on_device(be.nbytes(Xd) + be.nbytes(yd))
@@ -281,7 +431,9 @@ def fit(
             return be.take_rows(Xd, di), be.take_rows(yd, di)
         return be.asarray(np.take(Xd, idx, axis=0)), be.asarray(np.take(yd, idx, axis=0))
 
-    def progress_state(epoch: int, step: int, epoch_state: dict[str, Any]) -> dict[str, Any]:
+    def progress_state(
+        epoch: int, step: int, epoch_state: dict[str, Any], skipped: int = 0
+    ) -> dict[str, Any]:
         return {
             "epoch": epoch,
             "step": step,
@@ -289,16 +441,20 @@ def fit(
             "n_samples": n,
             "batch_size": batch_size,
             "shuffle": shuffle,
+            "seed": run_seed,
             "shuffle_state": epoch_state,
-            "dropout_states": [layer.gen.get_state() for layer in dropouts],  # type: ignore[attr-defined]
+            "dropout_states": [_generator_state(layer) for layer in dropouts],
             "sums": dict(sums),
+            "skipped": skipped,
             "finished": False,
         }
 
-    def write_checkpoint(epoch: int, step: int, epoch_state: dict[str, Any]) -> None:
+    def write_checkpoint(
+        epoch: int, step: int, epoch_state: dict[str, Any], skipped: int = 0
+    ) -> None:
         if ckpt is None:
             return
-        model.progress = progress_state(epoch, step, epoch_state)
+        model.progress = progress_state(epoch, step, epoch_state, skipped)
         model.save(ckpt)
 
     params = model.parameters()
@@ -321,7 +477,7 @@ def fit(
             acc_loss: Array | None = None  # device-side sums since the last sync
             acc_hits: Array | None = None
             acc_seen = 0
-            skipped = 0
+            skipped = start_skipped if epoch == start_epoch and first_step else 0
             last_sync = first_step
             for step in range(first_step, steps_per_epoch):
                 lo, hi = step * batch_size, min((step + 1) * batch_size, n)
@@ -342,10 +498,21 @@ def fit(
                             else f"one of steps {global_step - (step - last_sync)}..{global_step}"
                             f" (checked every {sync_every} steps)"
                         )
+                        why, where = _diagnose(model, loss_fn, xb, yb)
                         raise NonFiniteError(
                             f"non-finite loss or gradient at {span} (epoch {epoch + 1}, batch "
-                            f"{step + 1}/{steps_per_epoch}): {_locate_nonfinite(model)}. Lower "
-                            "the learning rate, pass clip_norm=..., or on_nonfinite='skip'"
+                            f"{step + 1}/{steps_per_epoch}): {why}. Lower the learning rate, "
+                            "pass clip_norm=..., or on_nonfinite='skip'",
+                            step=global_step,
+                            layer=where,
+                        )
+                    bad = _nonfinite_params(model)
+                    if bad:  # skipping batches cannot repair the weights themselves
+                        raise NonFiniteError(
+                            f"step {global_step}: {', '.join(bad)} non-finite (an earlier "
+                            "update overflowed); on_nonfinite='skip' cannot recover from that",
+                            step=global_step,
+                            layer=bad[0].split(" parameter ")[0],
                         )
                     skipped += 1
                 else:
@@ -375,14 +542,20 @@ def fit(
                 if guard.signum is not None and not last:
                     _flush(be, sums, acc_loss, acc_hits, acc_seen)
                     bar.close()
-                    write_checkpoint(epoch, step + 1, epoch_state)
+                    write_checkpoint(epoch, step + 1, epoch_state, skipped)
                     raise _interrupted(guard.signum, epoch, epochs, step + 1, steps_per_epoch, ckpt)
                 if every is not None and global_step % every == 0 and not last:
                     _flush(be, sums, acc_loss, acc_hits, acc_seen)
                     acc_loss = acc_hits = None
                     acc_seen = 0
                     last_sync = step + 1
-                    write_checkpoint(epoch, step + 1, epoch_state)
+                    write_checkpoint(epoch, step + 1, epoch_state, skipped)
+            if on_nonfinite == "skip" and skipped and skipped == steps_per_epoch - first_step:
+                raise NonFiniteError(
+                    f"every batch of epoch {epoch + 1} was non-finite and skipped: training is "
+                    "not progressing (lower the learning rate or pass clip_norm=...)",
+                    step=global_step,
+                )
             elapsed = time.perf_counter() - t0
             seen = max(sums["seen"], 1)
             logs = {"loss": sums["loss"] / seen}
@@ -406,11 +579,39 @@ def fit(
                 write_checkpoint(epoch + 1, 0, next_state)
             if guard.signum is not None and epoch + 1 < epochs:
                 raise _interrupted(guard.signum, epoch + 1, epochs, 0, steps_per_epoch, ckpt)
-    model.progress = progress_state(epochs, 0, dict(shuffle_rng.bit_generator.state))
-    model.progress["finished"] = True
-    if ckpt is not None:
-        model.save(ckpt)
+        model.progress = progress_state(epochs, 0, dict(shuffle_rng.bit_generator.state))
+        model.progress["finished"] = True
+        if ckpt is not None:
+            model.save(ckpt)
+        if guard.signum is not None:  # it came during the last step: finish, then still stop
+            name = signal.Signals(guard.signum).name
+            where = f"; the trained model is saved to {ckpt}" if ckpt else ""
+            raise TrainingInterrupted(
+                f"{name} arrived during the last step: training finished{where}",
+                guard.signum,
+                ckpt,
+            )
     return history
+
+
+def _checkpoint_path(checkpoint: Any) -> Path | None:
+    """``checkpoint`` as a Path to a file (not a folder), or None."""
+    if checkpoint is None:
+        return None
+    if not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a path (str or os.PathLike), got {checkpoint!r}")
+    path = Path(checkpoint)
+    if str(checkpoint) == "" or path.is_dir():
+        raise ValueError(f"checkpoint must be a file path, got the folder {str(path)!r}")
+    return path
+
+
+def _generator_state(layer: Any) -> dict[str, Any] | None:
+    """A stochastic layer's generator state, or None where it cannot be saved (CuPy)."""
+    try:
+        return dict(layer.gen.get_state())
+    except BackendError:
+        return None
 
 
 def _interrupted(

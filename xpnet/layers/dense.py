@@ -42,6 +42,8 @@ def initial_weights(
 def as_generator(rng: int | np.random.Generator | None, name: str = "rng") -> np.random.Generator:
     """A host generator from a seed, a Generator, or None (fresh OS entropy, no global state)."""
     if rng is None or isinstance(rng, (int, np.integer)) and not isinstance(rng, bool):
+        if rng is not None and rng < 0:
+            raise ValueError(f"{name} must be a non-negative int seed, got {rng!r}")
         return np.random.default_rng(rng)
     if isinstance(rng, np.random.Generator):
         return rng
@@ -76,6 +78,8 @@ class Dense(Layer):
         if not isinstance(bias, bool):
             raise TypeError(f"bias must be True or False, got {bias!r}")
         self.bias = bias
+        if not isinstance(init, str):
+            raise TypeError(f"init must be one of {INITS}, got {init!r}")
         self.init = one_of("init", _ALIASES.get(init, init), INITS)
         self.backend = get_backend(backend, dtype)
         self.x: Array | None = None

@@ -25,6 +25,12 @@ class Dropout(Layer):
     def __init__(self, p: float = 0.5, *, seed: int | None = None) -> None:
         super().__init__()
         self.p = real("p", p, low=0.0, high=1.0, high_open=True)
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+        ):
+            raise (ValueError if isinstance(seed, (int, np.integer)) else TypeError)(
+                f"seed must be a non-negative int or None, got {seed!r}"
+            )
         self.seed = seed
         self.mask: Array | None = None
         self.gen: DeviceGenerator = self.backend.generator(seed)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from .._checks import real
 from ..backend import Array
 from ..layers.activations import sigmoid
@@ -52,15 +54,27 @@ class BinaryCrossEntropy(Loss):
             z = pred
             # log(1 + exp(-|z|)) never overflows; log1p keeps precision when it is tiny.
             return xp.mean(xp.maximum(z, xp.zeros_like(z)) - z * t + xp.log1p(xp.exp(-xp.abs(z))))
-        p = xp.clip(pred, self.eps, 1.0 - self.eps)
+        p = self._clip(pred)
         return -xp.mean(t * xp.log(p) + (1.0 - t) * xp.log(1.0 - p))
+
+    def _clip(self, pred: Array) -> Array:
+        """``pred`` clipped to ``[eps, 1 - eps]``, bounds made representable in its dtype.
+
+        An ``eps`` below the dtype's resolution (e.g. 1e-10 in float32) would round
+        ``1 - eps`` to 1 and ``eps`` to 0, and ``log(0)`` is -inf: the bounds are moved in to
+        the nearest numbers strictly inside (0, 1).
+        """
+        fi = np.finfo(str(pred.dtype).rsplit(".", 1)[-1])
+        lo = max(self.eps, float(fi.tiny))
+        hi = min(1.0 - self.eps, 1.0 - float(fi.epsneg))
+        return self.xp.clip(pred, lo, hi)
 
     def backward(self) -> Array:
         pred, t = self._saved(self.pred), self._saved(self.t)
         scale = 1.0 / pred.size
         if self.from_logits:
             return (sigmoid(self.xp, pred) - t) * scale
-        p = self.xp.clip(pred, self.eps, 1.0 - self.eps)
+        p = self._clip(pred)
         return (p - t) / (p * (1.0 - p)) * scale
 
     def accuracy(self, pred: Array, target: Array) -> Array:

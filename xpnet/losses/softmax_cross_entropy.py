@@ -81,7 +81,10 @@ class SoftmaxCrossEntropy(Loss):
         self.p = e / s
         self.t = t
         # logsumexp(z) - <t, z> per row (rows of t sum to 1): no exp of a large number, no log 0.
-        per_row = xp.log(s)[:, 0] - xp.sum(t * z, axis=1)
+        # Where t is 0 the logit is left out: a spread of logits beyond the dtype's range makes
+        # z = -inf there, and 0 * -inf would be NaN (the true term is 0).
+        tz = t * xp.where(t > 0, z, xp.zeros_like(z))
+        per_row = xp.log(s)[:, 0] - xp.sum(tz, axis=1)
         return xp.mean(per_row)
 
     def backward(self) -> Array:
