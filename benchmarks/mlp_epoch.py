@@ -284,7 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--rows, --epochs and --batch-size must be positive")
     hidden = (400, 100)
     torch = None if args.no_torch else torch_or_none()
-    be = xpnet.get_backend(args.backend, verbose=False)
+    try:
+        be = xpnet.get_backend(args.backend, verbose=False)
+    except (xpnet.BackendError, ValueError) as exc:
+        print(f"mlp_epoch: {exc}", file=sys.stderr)
+        return 2
     if torch is not None:
         if be.name == "cupy" and not torch.cuda.is_available():
             torch = None
