@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -42,6 +43,19 @@ def test_softmax_cross_entropy(xpnet_backend, data, soft):
     logits = data.draw(arrays(xpnet_backend, (n, c), bound=8.0), label="logits")
     make = probabilities if soft else labels
     target = data.draw(make(xpnet_backend, n, c), label="target")
+    assert check_gradients(SoftmaxCrossEntropy().to(xpnet_backend), logits, target).passed
+
+
+@pytest.mark.parametrize("classes", [3, 7])
+@pytest.mark.parametrize("tie", [0.0, -2.5, 3.0])
+def test_softmax_cross_entropy_at_tied_logits_with_rounded_probabilities(
+    xpnet_backend, classes, tie
+):
+    """Found by Hypothesis: float32 probability rows need not sum to exactly 1 (three float32
+    1/3 sum to 1 + 3e-8), and the loss then moved with max(logits): at tied logits, where the
+    true gradient p - t is ~1e-8, finite differences crossed that kink and disagreed."""
+    logits = np.full((1, classes), tie)
+    target = np.full((1, classes), 1.0 / classes)
     assert check_gradients(SoftmaxCrossEntropy().to(xpnet_backend), logits, target).passed
 
 

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from .cuda_kernels import ELEMENTWISE, raw_source
+
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray, ...)
 
 _FLOAT_DTYPES = ("float32", "float64")
@@ -39,9 +41,15 @@ class BackendError(RuntimeError):
 class DeviceGenerator:
     """A seeded random generator that draws arrays on the backend's device.
 
-    The NumPy and generic backends use a host ``numpy.random.Generator`` (PCG64), whose state
-    is a plain dict and can be saved and restored exactly; CuPy uses ``cupy.random`` on the GPU.
+    Every backend uses a host ``numpy.random.Generator`` (PCG64), whose state is a plain dict
+    and can be saved and restored exactly. The host backends draw the numbers themselves; on a
+    GPU a dropout mask costs one 64-bit :meth:`key` from it and is hashed on the device.
     """
+
+    #: Whether a GPU backend may draw a mask as :meth:`key` plus a device hash. Generators that
+    #: hand out fixed numbers (test doubles holding masks fixed across backends) set it False,
+    #: and then every backend builds masks from :meth:`bits16`, the host rule.
+    draws_keys: bool = True
 
     def __init__(self, backend: Backend, seed: int | np.random.SeedSequence | None) -> None:
         self.backend = backend
@@ -62,6 +70,10 @@ class DeviceGenerator:
         raw = self._host.bit_generator.random_raw((n + 3) // 4)
         return self.backend.asarray(raw.view(np.uint16)[:n].reshape(shape))
 
+    def key(self) -> int:
+        """One uniform 64-bit integer: the seed of a counter-based hash drawn on the device."""
+        return int(self._host.bit_generator.random_raw())
+
     def get_state(self) -> dict[str, Any]:
         """The generator's state as JSON-serializable data."""
         return dict(self._host.bit_generator.state)
@@ -80,6 +92,10 @@ class Backend:
     """
 
     name: str = "array-api"
+    #: Whether training uses the fused multi-layer kernels (CuPy): bias + ReLU + dropout in one
+    #: pass, softmax cross-entropy forward + backward + accuracy in one, one Adam launch for all
+    #: parameters. False everywhere else, and on a CuPy backend made with ``fused=False``.
+    fused: bool = False
 
     def __init__(self, xp: ModuleType, dtype: str = "float32", device: Any = None) -> None:
         if dtype not in _FLOAT_DTYPES:
@@ -232,6 +248,44 @@ class Backend:
         v += (1.0 - beta2) * (g * g)
         p -= lr_t * (m / (self.xp.sqrt(v) + eps_t))
 
+    # ------------------------------------------- multi-layer operations (fused on CuPy)
+    def bias_relu(self, z: Array, b: Array) -> Array:
+        """``relu(z + b)``: a Dense layer's bias and the ReLU after it."""
+        return self.relu(z + b)
+
+    def bias_relu_dropout(
+        self, z: Array, b: Array, gen: DeviceGenerator, keep: float
+    ) -> tuple[Array, Array, Array]:
+        """``(a, mask, a * mask)`` with ``a = relu(z + b)`` and ``mask`` a dropout mask."""
+        a = self.bias_relu(z, b)
+        mask = self.dropout_mask(gen, tuple(a.shape), keep)
+        return a, mask, a * mask
+
+    def dropout_relu_backward(self, dy: Array, mask: Array, a: Array) -> Array:
+        """Dropout's backward (``dy * mask``) then ReLU's (``* (a > 0)``)."""
+        return self.relu_backward(dy * mask, a)
+
+    def softmax_xent(self, z: Array, labels: Array) -> tuple[Array, Array, Array] | None:
+        """``(mean loss, dz, accuracy)`` of softmax cross-entropy on integer labels in one
+        kernel, where a backend has one (CuPy); None here: the loss computes it step by step."""
+        return None
+
+    def adam_step(
+        self,
+        items: list[tuple[Array, Array, Array, Array]],
+        *,
+        lr_t: float,
+        beta1: float,
+        beta2: float,
+        eps_t: float,
+    ) -> None:
+        """:meth:`adam_update` on every ``(p, g, m, v)`` of ``items`` (one step of a model).
+
+        A backend may do them all in one launch (CuPy); the rule is the same.
+        """
+        for p, g, m, v in items:
+            self.adam_update(p, g, m, v, lr_t=lr_t, beta1=beta1, beta2=beta2, eps_t=eps_t)
+
 
 def keep_threshold(keep: float) -> int:
     """``round(keep * 65536)``: a 16-bit draw below it keeps an element (see dropout_mask)."""
@@ -363,13 +417,27 @@ class NumpyBackend(Backend):
 
 
 class CupyBackend(Backend):
-    """CuPy on an NVIDIA GPU. Created only through :func:`get_backend`, which checks for a GPU."""
+    """CuPy on an NVIDIA GPU. Created only through :func:`get_backend`, which checks for a GPU.
+
+    The hot operations run as fused kernels (sources in :mod:`xpnet.cuda_kernels`, compiled on
+    first use): ReLU and its backward, dropout masks hashed on the device from a host-drawn key
+    (no device random state, so checkpoints restore them exactly), a row-sum for bias
+    gradients, and, with ``fused=True`` (the default), bias + ReLU + dropout, softmax
+    cross-entropy with its gradient and accuracy, and Adam for every parameter in one launch
+    each. ``fused=False`` keeps the single-layer kernels only: the plain path the fused one is
+    tested against.
+    """
 
     name = "cupy"
 
-    def __init__(self, cupy: ModuleType, dtype: str = "float32") -> None:
+    def __init__(self, cupy: ModuleType, dtype: str = "float32", *, fused: bool = True) -> None:
         super().__init__(cupy, dtype)
+        if not isinstance(fused, bool):
+            raise TypeError(f"fused must be True or False, got {fused!r}")
+        self.fused = fused
+        self._scalar = np.dtype(dtype).type  # kernel scalars in the backend's dtype, not float64
         self._kernels: dict[str, Any] = {}
+        self._adam_tables: dict[tuple[tuple[int, ...], ...], tuple[Array, Array, int]] = {}
 
     def asarray(self, x: Any, dtype: Any = None) -> Array:
         cp = self.xp
@@ -408,21 +476,50 @@ class CupyBackend(Backend):
     def arange(self, n: int, dtype: Any = None) -> Array:
         return self.xp.arange(n, dtype=dtype)
 
-    def generator(self, seed: int | np.random.SeedSequence | None = None) -> DeviceGenerator:
-        return _CupyGenerator(self, seed)
-
+    # --------------------------------------------------------------------------- kernels
     def _kernel(self, name: str) -> Any:
         """Compile (once) and return one of the fused elementwise kernels."""
         k = self._kernels.get(name)
         if k is None:
-            k = self._kernels[name] = _make_cupy_kernel(self.xp, name)
+            in_params, out_params, op, preamble = ELEMENTWISE[name]
+            k = self._kernels[name] = self.xp.ElementwiseKernel(
+                in_params, out_params, op, f"xpnet_{name}", preamble=preamble
+            )
         return k
+
+    def _raw(self, name: str, dtype: Any) -> Any:
+        """Compile (once per dtype) and return one of the raw kernels."""
+        ctype = "float" if np.dtype(dtype) == np.float32 else "double"
+        key = f"{name}:{ctype}"
+        k = self._kernels.get(key)
+        if k is None:
+            src, fn = raw_source(name, ctype)
+            k = self._kernels[key] = self.xp.RawKernel(src, fn)
+        return k
+
+    def _is_float(self, *arrays: Array) -> bool:
+        """All C-contiguous, of one floating dtype (what the raw kernels index)."""
+        dt = arrays[0].dtype
+        return dt in (np.float32, np.float64) and all(
+            a.dtype == dt and a.flags.c_contiguous for a in arrays
+        )
 
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
         return self.xp.matmul(a, b, out=out)
 
     def sum_rows(self, a: Array, out: Array | None = None) -> Array:
-        return self.xp.sum(a, axis=0, out=out)
+        # A raw kernel launches several times faster than CuPy's generic reduction.
+        if a.ndim != 2 or not self._is_float(a) or (
+            out is not None and (out.shape != (a.shape[1],) or not self._is_float(a, out))
+        ):
+            return self.xp.sum(a, axis=0, out=out)
+        n, c = a.shape
+        if out is None:
+            out = self.xp.empty((c,), dtype=a.dtype)
+        if c:
+            self._raw("sum_rows", a.dtype)(((c + 31) // 32,), (32, 8), (a, out, np.int32(n),
+                                                                      np.int32(c)))
+        return out
 
     def relu_backward(self, dy: Array, y: Array) -> Array:
         return self._kernel("relu_backward")(dy, y)
@@ -431,13 +528,66 @@ class CupyBackend(Backend):
         return self._kernel("relu")(x)
 
     def dropout_mask(self, gen: DeviceGenerator, shape: tuple[int, ...], keep: float) -> Array:
-        # One fused kernel turns the device uniforms into the mask in place. CuPy draws from
-        # its own stream, so masks differ from the host backends' (see _CupyGenerator); the
-        # keep probability is the exact ``keep`` here.
-        keep_threshold(keep)  # validates keep
-        u = gen.random(shape)
-        t = u.dtype.type
-        return self._kernel("dropout_mask")(u, t(keep), t(1.0 / keep), u)
+        # One kernel hashes a key drawn from the host generator (see xpnet.cuda_kernels):
+        # no device random state, no host->device copy of random numbers.
+        threshold = keep_threshold(keep)
+        scale = self._scalar(1.0 / keep)
+        if threshold > 0xFFFF:
+            return self.xp.full(shape, scale, dtype=self.dtype)  # keep everything, draw nothing
+        if not gen.draws_keys:  # the host rule, from the generator's own 16-bit draws
+            kept = gen.bits16(shape) < threshold
+            return self.xp.where(kept, scale, self._scalar(0)).astype(self.dtype, copy=False)
+        mask = self.xp.empty(shape, dtype=self.dtype)
+        self._kernel("dropout_mask")(np.uint64(gen.key()), np.uint32(threshold), scale, mask)
+        return mask
+
+    def bias_relu(self, z: Array, b: Array) -> Array:
+        """``relu(z + b)`` for ``z`` (N, C) and ``b`` (C,), in one pass (fused training)."""
+        if not self._is_float(z, b) or z.ndim != 2 or z.shape[1] != b.shape[0]:
+            return self.relu(z + b)
+        return self._kernel("bias_relu")(z, b, np.int32(b.shape[0]))
+
+    def bias_relu_dropout(
+        self, z: Array, b: Array, gen: DeviceGenerator, keep: float
+    ) -> tuple[Array, Array, Array]:
+        """``a = relu(z + b)``, the dropout ``mask`` and ``a * mask``, in one pass.
+
+        Bit for bit what Dense (bias), ReLU and Dropout give one after the other on this
+        backend from the same generator state (the mask is :meth:`dropout_mask`'s).
+        """
+        threshold = keep_threshold(keep)
+        if threshold > 0xFFFF or not gen.draws_keys or not self._is_float(z, b) or (
+            z.ndim != 2 or z.shape[1] != b.shape[0]
+        ):
+            a = self.bias_relu(z, b)
+            mask = self.dropout_mask(gen, tuple(a.shape), keep)
+            return a, mask, a * mask
+        a, mask, out = self._kernel("bias_relu_dropout")(
+            z, b, np.int32(b.shape[0]), np.uint64(gen.key()), np.uint32(threshold),
+            self._scalar(1.0 / keep),
+        )
+        return a, mask, out
+
+    def dropout_relu_backward(self, dy: Array, mask: Array, a: Array) -> Array:
+        """``relu_backward(dy * mask, a)``: Dropout's then ReLU's backward in one pass."""
+        return self._kernel("dropout_relu_backward")(dy, mask, a)
+
+    def softmax_xent(self, z: Array, labels: Array) -> tuple[Array, Array, Array] | None:
+        """Mean softmax cross-entropy of logits ``z`` (N, C) on integer ``labels`` (N,), its
+        gradient ``(softmax(z) - onehot) / N`` and the accuracy, from one launch: ``(loss,
+        dz, accuracy)`` (0-d, (N, C), 0-d). None where the kernel does not apply."""
+        if z.ndim != 2 or labels.ndim != 1 or not self._is_float(z) or z.shape[0] == 0:
+            return None
+        n, c = z.shape
+        if c == 0 or labels.shape[0] != n or labels.dtype.kind not in "iu":
+            return None
+        y = self.xp.ascontiguousarray(labels.astype(np.int64, copy=False))
+        dz = self.xp.empty_like(z)
+        out = self.xp.empty((2,), dtype=z.dtype)
+        t = np.dtype(z.dtype).type
+        self._raw("softmax_xent", z.dtype)((1,), (256,), (z, y, np.int32(n), np.int32(c),
+                                                          t(1.0 / n), dz, out))
+        return out[0], dz, out[1]
 
     def adam_update(
         self,
@@ -454,60 +604,47 @@ class CupyBackend(Backend):
         t = p.dtype.type
         self._kernel("adam")(g, t(lr_t), t(beta1), t(beta2), t(eps_t), p, m, v)
 
-
-class _CupyGenerator(DeviceGenerator):
-    """Random draws made on the GPU by ``cupy.random`` (state not exportable)."""
-
-    def __init__(self, backend: Backend, seed: int | np.random.SeedSequence | None) -> None:
-        super().__init__(backend, seed)
-        if isinstance(seed, np.random.SeedSequence):
-            seed = int(seed.generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
-        self._dev = backend.xp.random.default_rng(seed)
-
-    def random(self, shape: tuple[int, ...], dtype: Any = None) -> Array:
-        return self._dev.random(shape, dtype=np.dtype(dtype or self.backend.dtype_name))
-
-    def bits16(self, shape: tuple[int, ...]) -> Array:
-        # float32 uniforms in [0, 1) times 65536 floor to 0..65535 (float32 has 24 bits).
-        u = self._dev.random(shape, dtype=np.float32)
-        return (u * 65536.0).astype(np.uint16)
-
-    def get_state(self) -> dict[str, Any]:
-        raise BackendError("the state of CuPy's random generator cannot be saved")
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        raise BackendError("the state of CuPy's random generator cannot be restored")
-
-
-def _make_cupy_kernel(cp: ModuleType, name: str) -> Any:
-    """Fused CuPy elementwise kernels: one launch and no temporaries per hot operation."""
-    # Each kernel mirrors the generic Backend rule of the same name (tests compare them).
-    if name == "relu":
-        # max(x, 0) with NaN propagated, as xp.maximum does.
-        return cp.ElementwiseKernel("T x", "T y", "y = (x > (T)0 || x != x) ? x : (T)0",
-                                    "xpnet_relu")
-    if name == "relu_backward":
-        # dy * (y > 0): NaN in dy propagates, as the generic multiply does.
-        return cp.ElementwiseKernel(
-            "T dy, T y", "T dx", "dx = dy * (y > (T)0 ? (T)1 : (T)0)", "xpnet_relu_bw"
+    def adam_step(
+        self,
+        items: list[tuple[Array, Array, Array, Array]],
+        *,
+        lr_t: float,
+        beta1: float,
+        beta2: float,
+        eps_t: float,
+    ) -> None:
+        # One launch for every parameter: a table of device addresses, built once per set of
+        # arrays (updates are in place, so the addresses stay the same from step to step).
+        kw = {"lr_t": lr_t, "beta1": beta1, "beta2": beta2, "eps_t": eps_t}
+        if not self.fused or not items:
+            super().adam_step(items, **kw)
+            return
+        key = []
+        for p, g, m, v in items:
+            if not self._is_float(p, g, m, v) or not p.shape == g.shape == m.shape == v.shape:
+                super().adam_step(items, **kw)
+                return
+            key.append((p.data.ptr, g.data.ptr, m.data.ptr, v.data.ptr, p.size))
+        table_key = tuple(key)
+        table = self._adam_tables.get(table_key)
+        if table is None:
+            ptrs = np.array([k[:4] for k in key], dtype=np.uint64).reshape(-1)
+            offsets = np.zeros(len(key) + 1, dtype=np.int64)
+            offsets[1:] = np.cumsum([k[4] for k in key])
+            if len(self._adam_tables) >= 32:  # models come and go in a long session
+                self._adam_tables.clear()
+            table = self._adam_tables[table_key] = (
+                self.xp.asarray(ptrs), self.xp.asarray(offsets), int(offsets[-1])
+            )
+        ptrs_d, offsets_d, total = table
+        if total == 0:
+            return
+        t = items[0][0].dtype.type
+        blocks = min((total + 255) // 256, 4096)
+        self._raw("adam_multi", items[0][0].dtype)(
+            (blocks,), (256,),
+            (ptrs_d, offsets_d, np.int32(len(key)), t(lr_t), t(beta1), t(beta2), t(eps_t)),
         )
-    if name == "dropout_mask":
-        return cp.ElementwiseKernel(
-            "T u, T keep, T scale", "T mask", "mask = u < keep ? scale : (T)0",
-            "xpnet_dropout_mask"
-        )
-    if name == "adam":
-        return cp.ElementwiseKernel(
-            "T g, T lr_t, T beta1, T beta2, T eps_t",
-            "T p, T m, T v",
-            """
-            m = beta1 * m + ((T)1 - beta1) * g;
-            v = beta2 * v + ((T)1 - beta2) * g * g;
-            p -= lr_t * m / (sqrt(v) + eps_t);
-            """,
-            "xpnet_adam",
-        )
-    raise KeyError(name)
 
 
 def _kind_of(x: Any) -> str:

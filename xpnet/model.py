@@ -8,10 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, get_backend
-from .layers.activations import sigmoid
+from .backend import Array, get_backend, keep_threshold
+from .layers.activations import ReLU, sigmoid
 from .layers.base import Layer
 from .layers.dense import Dense
+from .layers.dropout import Dropout
 from .layers.softmax import softmax
 from .losses.base import Loss
 from .losses.binary_cross_entropy import BinaryCrossEntropy
@@ -188,19 +189,62 @@ class Sequential(Layer):
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, x: Array, training: bool = False) -> Array:
+        """Apply the layers in order. In training on a fused backend (CuPy), each
+        ``Dense -> ReLU [-> Dropout]`` run is one kernel after the matmul (see
+        :meth:`_forward_fused`)."""
+        if training and self.backend.fused:
+            return self._forward_fused(x)
         for layer in self.layers:
             x = layer.forward(x, training=training)
         return x
 
+    def _forward_fused(self, x: Array) -> Array:
+        """Training forward with ``Dense -> ReLU [-> Dropout]`` fused after the matmul.
+
+        Each layer of a fused run is left holding exactly what its own ``forward`` would have
+        saved (Dense ``x``, ReLU ``y``, Dropout ``mask``, the mask drawn from the same
+        generator state), so every ``backward`` works unchanged.
+        """
+        be, layers = self.backend, self.layers
+        i, n = 0, len(layers)
+        while i < n:
+            layer = layers[i]
+            relu = layers[i + 1] if i + 1 < n else None
+            if type(layer) is Dense and layer.bias and type(relu) is ReLU:
+                z = layer.linear(x)
+                drop = layers[i + 2] if i + 2 < n else None
+                if type(drop) is Dropout and _fusable_dropout(drop):
+                    relu.y, drop.mask, x = be.bias_relu_dropout(
+                        z, layer.params["b"], drop.gen, 1.0 - drop.p
+                    )
+                    i += 3
+                else:
+                    x = relu.y = be.bias_relu(z, layer.params["b"])
+                    i += 2
+                continue
+            x = layer.forward(x, training=True)
+            i += 1
+        return x
+
     def backward(self, dy: Array, need_dx: bool = True) -> Array | None:
         """Backpropagate ``dy`` through every layer; with ``need_dx=False`` a first Dense layer
-        fills its parameter gradients only (``dx`` of the data is never needed in training)."""
+        fills its parameter gradients only (``dx`` of the data is never needed in training).
+        On a fused backend a ``ReLU -> Dropout`` pair runs as one kernel."""
         layers = self.layers
         first = 0
         if not need_dx and layers and isinstance(layers[0], Dense):
             first = 1
-        for layer in reversed(layers[first:]):
+        fused = self.backend.fused
+        i = len(layers) - 1
+        while i >= first:
+            layer = layers[i]
+            if fused and i - 1 >= first and _fusable_backward(layers[i - 1], layer):
+                relu_y = layers[i - 1].y  # type: ignore[attr-defined]
+                dy = self.backend.dropout_relu_backward(dy, layer.mask, relu_y)  # type: ignore[attr-defined]
+                i -= 2
+                continue
             dy = layer.backward(dy)
+            i -= 1
         if first:
             layers[0].backward_params(dy)  # type: ignore[attr-defined]
             return None
@@ -323,3 +367,18 @@ class Sequential(Layer):
         from .serialization import save
 
         return save(self, path)
+
+
+def _fusable_dropout(drop: Dropout) -> bool:
+    """Whether ``drop`` can be fused after a ReLU: active, drawing masks from a key."""
+    return drop.p > 0.0 and drop.gen.draws_keys and keep_threshold(1.0 - drop.p) <= 0xFFFF
+
+
+def _fusable_backward(relu: Layer, drop: Layer) -> bool:
+    """Whether ``ReLU -> Dropout`` backward can run as one kernel: both saved their state."""
+    return (
+        type(relu) is ReLU
+        and type(drop) is Dropout
+        and relu.y is not None
+        and drop.mask is not None
+    )

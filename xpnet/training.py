@@ -8,17 +8,17 @@ What is reproducible, exactly:
   to the uninterrupted run: the checkpoint holds the weights, the optimizer state (slots, step
   count, epoch, hence the schedule), the shuffle generator's state at the start of the epoch
   and the position in it, the dropout generators' states and the running metric sums.
-* CuPy: initial weights and the data order come from host generators and match NumPy's.
-  Dropout masks come from ``cupy.random`` (its own stream, seeded from the same seed): the same
-  seed gives the same masks on the same GPU and CuPy version, not NumPy's masks. cuBLAS and
-  CuPy's reductions are run-to-run reproducible on one GPU model and library version (cuBLAS
-  documents this; it is not tested here) but give different bits from NumPy. The state of
-  ``cupy.random`` cannot be saved, so a checkpoint stores None for it, and resuming restarts
-  each dropout stream from the run's seed and the position: the resumed run is reproducible
-  (resume the same checkpoint twice, get the same bits) but equals the uninterrupted run only
-  for models without dropout. Without dropout, resume on CuPy restores the same state as on
-  NumPy. The finiteness check runs every ``sync_every`` steps there (default 50), so a NaN is
-  located within that window.
+* CuPy: initial weights, the data order and the dropout generators' states come from host
+  generators and match NumPy's; a dropout mask is a hash of a 64-bit key drawn from that
+  generator, computed on the GPU (see :mod:`xpnet.cuda_kernels`), so masks differ from
+  NumPy's but one seed gives the same masks on every GPU. cuBLAS and CuPy's reductions are
+  run-to-run reproducible on one GPU model and library version (cuBLAS documents this; it is
+  not tested here) but give different bits from NumPy. Checkpoints hold every generator
+  state, so resume on CuPy continues the same run. The finiteness check runs every
+  ``sync_every`` steps there (default 50), so a NaN is located within that window.
+* A generator whose state cannot be saved (a custom one) is stored as None; resuming then
+  restarts its stream from the run's seed and the position, so resuming the same checkpoint
+  twice gives the same run.
 """
 
 from __future__ import annotations
@@ -398,8 +398,9 @@ def fit(
             if state is not None:
                 layer.gen.set_state(state)  # type: ignore[attr-defined]
             else:
-                # The stream could not be saved (CuPy): restart it from the seed and the
-                # position, so resuming the same checkpoint twice gives the same run.
+                # The stream could not be saved (a custom generator): restart it from the
+                # seed and the position, so resuming the same checkpoint twice gives the same
+                # run.
                 layer.reseed(  # type: ignore[attr-defined]
                     np.random.SeedSequence([int(run_seed or 0), start_epoch, start_step, i])
                 )
@@ -607,7 +608,7 @@ def _checkpoint_path(checkpoint: Any) -> Path | None:
 
 
 def _generator_state(layer: Any) -> dict[str, Any] | None:
-    """A stochastic layer's generator state, or None where it cannot be saved (CuPy)."""
+    """A stochastic layer's generator state, or None where it cannot be saved."""
     try:
         return dict(layer.gen.get_state())
     except BackendError:

@@ -113,12 +113,17 @@ class Dense(Layer):
             )
 
     def forward(self, x: Array, training: bool = False) -> Array:
-        self._check_input(x)
-        self.x = x
-        y = x @ self.params["W"]
+        y = self.linear(x)
         if self.bias:
             y += self.params["b"]
         return y
+
+    def linear(self, x: Array) -> Array:
+        """``x @ W`` without the bias (saving ``x`` as forward does), for a caller that adds
+        the bias fused with what follows (``Sequential`` on a fused backend)."""
+        self._check_input(x)
+        self.x = x
+        return x @ self.params["W"]
 
     def backward(self, dy: Array) -> Array:
         self.backward_params(dy)

@@ -29,6 +29,9 @@ class SoftmaxCrossEntropy(Loss):
         super().__init__()
         self.p: Array | None = None
         self.t: Array | None = None
+        # On a fused backend: the kernel's gradient, and (pred, target, accuracy).
+        self.dz: Array | None = None
+        self.fused_accuracy: tuple[Array, Array, Array] | None = None
 
     def check_target(self, pred_shape: tuple[int, ...], target: Any) -> None:
         name = "SoftmaxCrossEntropy"
@@ -70,29 +73,50 @@ class SoftmaxCrossEntropy(Loss):
     def forward(self, pred: Array, target: Array, *, check: bool = True) -> Array:
         if check:
             self.check_target(tuple(pred.shape), target)
+        self.dz = self.fused_accuracy = None
+        if target.ndim == 1 and self.backend.fused:
+            # One kernel: loss, gradient and accuracy (CuPy); the same rule as below.
+            fused = self.backend.softmax_xent(pred, target)
+            if fused is not None:
+                loss, self.dz, acc = fused
+                self.p = self.t = None
+                self.fused_accuracy = (pred, target, acc)
+                return loss
         xp = self.xp
         if target.ndim == 1:
             t = one_hot(self.backend, target, pred.shape[1], pred.dtype)
         else:
             t = self.backend.astype(target, pred.dtype)
-        z = pred - xp.max(pred, axis=1, keepdims=True)
+        m = xp.max(pred, axis=1, keepdims=True)
+        z = pred - m
         e = xp.exp(z)
         s = xp.sum(e, axis=1, keepdims=True)
         self.p = e / s
         self.t = t
-        # logsumexp(z) - <t, z> per row (rows of t sum to 1): no exp of a large number, no log 0.
+        # logsumexp(z) - <t, z> per row: no exp of a large number, no log 0.
         # Where t is 0 the logit is left out: a spread of logits beyond the dtype's range makes
         # z = -inf there, and 0 * -inf would be NaN (the true term is 0).
         tz = t * xp.where(t > 0, z, xp.zeros_like(z))
         per_row = xp.log(s)[:, 0] - xp.sum(tz, axis=1)
+        if target.ndim == 2:
+            # Probability rows sum to 1 only to within rounding (1/3 in float32 does not): add
+            # m (1 - sum t) so the loss is exactly logsumexp - <t, pred>, whose gradient is
+            # p - t, rather than a function that also moves with the row maximum (a kink
+            # wherever two logits tie). One-hot rows from labels sum to 1 exactly.
+            per_row = per_row + m[:, 0] * (1.0 - xp.sum(t, axis=1))
         return xp.mean(per_row)
 
     def backward(self) -> Array:
+        if self.dz is not None:
+            return self.dz
         p = self._saved(self.p)
         t = self._saved(self.t)
         return (p - t) * (1.0 / p.shape[0])
 
     def accuracy(self, pred: Array, target: Array) -> Array:
+        saved = self.fused_accuracy
+        if saved is not None and saved[0] is pred and saved[1] is target:
+            return saved[2]  # computed by the fused forward
         xp, be = self.xp, self.backend
         guess = xp.argmax(pred, axis=1)
         labels = target if target.ndim == 1 else xp.argmax(target, axis=1)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from .._checks import real
 from ..backend import Array
-from .base import Optimizer
+from .base import Optimizer, ParamGrad
 from .schedules import Schedule
 
 
@@ -37,21 +38,33 @@ class Adam(Optimizer):
         self.beta2 = real("beta2", beta2, low=0.0, high=1.0, high_open=True)
         self.eps = real("eps", eps, low=0.0, low_open=True)
 
+    def step(self, params: Iterable[ParamGrad]) -> None:
+        """One Adam step on every ``(name, param, grad)``; the backend may fuse them all."""
+        self.t += 1
+        lr = self.lr
+        items = []
+        for name, p, g in params:
+            st = self._slots(name, p)
+            if self.weight_decay:
+                p -= (lr * self.weight_decay) * p
+            items.append((p, g, st["m"], st["v"]))
+        self.backend.adam_step(items, **self._scalars(lr))
+
+    def _scalars(self, lr: float) -> dict[str, float]:
+        """The rule's scalars at step ``t``, bias corrections folded into ``lr_t``/``eps_t``."""
+        c2 = math.sqrt(1.0 - self.beta2**self.t)
+        return {
+            "lr_t": lr * c2 / (1.0 - self.beta1**self.t),
+            "beta1": self.beta1,
+            "beta2": self.beta2,
+            "eps_t": self.eps * c2,
+        }
+
     def update(self, name: str, p: Array, g: Array, lr: float) -> None:
         st = self._slots(name, p)
-        c2 = math.sqrt(1.0 - self.beta2**self.t)
         if self.weight_decay:
             p -= (lr * self.weight_decay) * p
-        self.backend.adam_update(
-            p,
-            g,
-            st["m"],
-            st["v"],
-            lr_t=lr * c2 / (1.0 - self.beta1**self.t),
-            beta1=self.beta1,
-            beta2=self.beta2,
-            eps_t=self.eps * c2,
-        )
+        self.backend.adam_update(p, g, st["m"], st["v"], **self._scalars(lr))
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}

@@ -52,6 +52,8 @@ class FixedDraws(DeviceGenerator):
     """
 
     _OWN = frozenset({"random", "get_state", "set_state", "backend", "table"})
+    #: its draws must decide the masks on every backend, a GPU's too (no device hash)
+    draws_keys = False
 
     def __init__(self, backend: Backend, table: dict[tuple[int, ...], np.ndarray], seed: int):
         super().__init__(backend, seed)
