@@ -319,3 +319,28 @@ def test_cupy_resume_with_dropout_continues_the_same_run(tmp_path) -> None:
     a, b = _host(whole), _host(resumed)
     for k in a:
         np.testing.assert_allclose(b[k], a[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["nn", "tn", "nt", "tt"])
+@pytest.mark.parametrize("mkn", [(5, 7, 3), (1, 9, 4), (6, 1, 2), (3, 4, 1), (256, 784, 400)])
+def test_cupy_matmul_layouts_with_and_without_out(dtype: str, layout: str, mkn: tuple) -> None:
+    """Dense's three products (x W, x^T dy, dy W^T) read transposed views correctly."""
+    import cupy as cp  # noqa: PLC0415
+
+    m, k, n = mkn
+    r = np.random.default_rng(sum(mkn))
+    a = cp.asarray(r.standard_normal((m, k) if layout[0] == "n" else (k, m)).astype(dtype))
+    b = cp.asarray(r.standard_normal((k, n) if layout[1] == "n" else (n, k)).astype(dtype))
+    a_op = a if layout[0] == "n" else a.T
+    b_op = b if layout[1] == "n" else b.T
+    be = _cupy(dtype, True)
+    want = cp.asnumpy(a_op).astype(np.float64) @ cp.asnumpy(b_op).astype(np.float64)
+    tol = 1e-4 if dtype == "float32" else 1e-12
+    got = be.matmul(a_op, b_op)
+    assert got.dtype == np.dtype(dtype) and got.shape == (m, n)
+    np.testing.assert_allclose(cp.asnumpy(got), want, rtol=tol, atol=tol * k)
+    out = cp.full((m, n), cp.nan, dtype=dtype)
+    assert be.matmul(a_op, b_op, out=out) is out
+    np.testing.assert_allclose(cp.asnumpy(out), want, rtol=tol, atol=tol * k)

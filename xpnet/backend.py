@@ -499,12 +499,19 @@ class CupyBackend(Backend):
 
     def _is_float(self, *arrays: Array) -> bool:
         """All C-contiguous, of one floating dtype (what the raw kernels index)."""
+        # A plain loop: this runs a dozen times per training step, where a generator
+        # expression's overhead showed up in profiles.
         dt = arrays[0].dtype
-        return dt in (np.float32, np.float64) and all(
-            a.dtype == dt and a.flags.c_contiguous for a in arrays
-        )
+        if dt.char not in "fd":
+            return False
+        for a in arrays:
+            if a.dtype != dt or not a.flags.c_contiguous:
+                return False
+        return True
 
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
+        # cupy.matmul costs ~33 us of host time per call at these sizes; calling cublasSgemm
+        # directly measured the same (the time is cuBLAS's own), so CuPy's is kept.
         return self.xp.matmul(a, b, out=out)
 
     def sum_rows(self, a: Array, out: Array | None = None) -> Array:
