@@ -123,11 +123,11 @@ class Dense(Layer):
         the bias fused with what follows (``Sequential`` on a fused backend)."""
         self._check_input(x)
         self.x = x
-        return self.backend.matmul(x, self.params["W"])
+        return x @ self.params["W"]
 
     def backward(self, dy: Array) -> Array:
         self.backward_params(dy)
-        return self.backend.matmul(dy, self.params["W"].T)
+        return dy @ self.params["W"].T
 
     def backward_params(self, dy: Array) -> None:
         """Fill ``grads`` only: for a first layer, whose ``dx`` nobody needs."""

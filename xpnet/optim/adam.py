@@ -42,13 +42,18 @@ class Adam(Optimizer):
         """One Adam step on every ``(name, param, grad)``; the backend may fuse them all."""
         self.t += 1
         lr = self.lr
-        items = []
-        for name, p, g in params:
-            st = self._slots(name, p)
-            if self.weight_decay:
-                p -= (lr * self.weight_decay) * p
-            items.append((p, g, st["m"], st["v"]))
+        items = [self._prepare(name, p, g, lr) for name, p, g in params]
         self.backend.adam_step(items, **self._scalars(lr))
+
+    def update(self, name: str, p: Array, g: Array, lr: float) -> None:
+        self.backend.adam_update(*self._prepare(name, p, g, lr), **self._scalars(lr))
+
+    def _prepare(self, name: str, p: Array, g: Array, lr: float) -> tuple[Array, ...]:
+        """``(p, g, m, v)`` for one parameter, decoupled weight decay applied to ``p`` first."""
+        st = self._slots(name, p)
+        if self.weight_decay:
+            p -= (lr * self.weight_decay) * p
+        return p, g, st["m"], st["v"]
 
     def _scalars(self, lr: float) -> dict[str, float]:
         """The rule's scalars at step ``t``, bias corrections folded into ``lr_t``/``eps_t``."""
@@ -59,12 +64,6 @@ class Adam(Optimizer):
             "beta2": self.beta2,
             "eps_t": self.eps * c2,
         }
-
-    def update(self, name: str, p: Array, g: Array, lr: float) -> None:
-        st = self._slots(name, p)
-        if self.weight_decay:
-            p -= (lr * self.weight_decay) * p
-        self.backend.adam_update(p, g, st["m"], st["v"], **self._scalars(lr))
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
