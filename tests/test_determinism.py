@@ -5,14 +5,15 @@ What holds where (see also the docstring of :mod:`xpnet.training`):
 * NumPy: ``Sequential(seed=s)`` and ``fit(seed=t)`` fix the initial weights, the order of the
   rows in every epoch and every dropout mask, so two runs end with bit-identical weights,
   optimizer state and history (same machine, same NumPy/BLAS build). Tested here.
-* CuPy (not testable on this machine): weights and data order come from host generators and
-  match NumPy's; dropout masks come from ``cupy.random`` seeded from the same seed, so they
-  repeat run to run but differ from NumPy's; cuBLAS/CuPy reductions repeat run to run on one GPU
-  model and library version (not bit-equal to NumPy). CuPy cannot export its generator state:
-  a checkpoint stores None for it and resume restarts each dropout stream from the run's seed
-  and the position, so resuming is reproducible but matches an uninterrupted run only for
-  models without dropout. The last test drives that code path on NumPy with a generator that,
-  like CuPy's, refuses to export its state.
+* CuPy (tested in tests/test_cuda_kernels.py where a GPU is present): weights, data order and
+  the dropout generators' states come from host generators and match NumPy's; a dropout mask
+  is a device hash of a key drawn from that generator, so masks repeat run to run but differ
+  from NumPy's; cuBLAS/CuPy reductions repeat run to run on one GPU model and library version
+  (not bit-equal to NumPy). Checkpoints hold the generator states, so resume continues the run.
+* A custom generator that cannot export its state: a checkpoint stores None for it and resume
+  restarts its stream from the run's seed and the position, so resuming is reproducible but
+  matches an uninterrupted run only for models without dropout. The last test drives that
+  code path on NumPy with such a generator.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def test_other_seeds_give_other_weights(seeds: tuple[int, int]) -> None:
 
 
 class ExportlessGenerator(DeviceGenerator):
-    """A generator whose state cannot be saved, as with ``cupy.random`` on a GPU."""
+    """A generator whose state cannot be saved (a custom one; xpnet's own all can)."""
 
     def get_state(self) -> dict[str, Any]:
         raise BackendError("state cannot be saved")

@@ -475,9 +475,9 @@ def fit(
             bar = ProgressBar(n, f"epoch {epoch + 1}/{epochs}", enabled=verbose)
             bar.count = min(first_step * batch_size, n)
             t0 = time.perf_counter()
-            acc_loss: Array | None = None  # device-side sums since the last sync
-            acc_hits: Array | None = None
-            acc_seen = 0
+            # (loss, accuracy, rows) of each step since the last sync, still on the device:
+            # summed in one go when read (a GPU pays a few launches per sync, not per step).
+            pending: list[tuple[Array, Array | None, int]] = []
             skipped = start_skipped if epoch == start_epoch and first_step else 0
             last_sync = first_step
             for step in range(first_step, steps_per_epoch):
@@ -523,32 +523,22 @@ def fit(
                         for _, _, g in params:
                             g *= scale
                     opt.step(params)
-                    acc_loss = lv * float(m) if acc_loss is None else acc_loss + lv * float(m)
-                    if has_acc:
-                        acc = loss_fn.accuracy(out, yb)
-                        assert acc is not None
-                        hits = acc * float(m)
-                        acc_hits = hits if acc_hits is None else acc_hits + hits
-                    acc_seen += m
+                    pending.append((lv, loss_fn.accuracy(out, yb) if has_acc else None, m))
                 if sync:
                     last_sync = step + 1
-                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
-                    acc_loss = acc_hits = None
-                    acc_seen = 0
+                    _flush(be, sums, pending)
                     shown = {"loss": sums["loss"] / max(sums["seen"], 1)}
                     if has_acc:
                         shown["acc"] = sums["acc"] / max(sums["seen"], 1)
                     bar.update(min((step + 1) * batch_size, n) - bar.count, **shown)
                 last = step == steps_per_epoch - 1
                 if guard.signum is not None and not last:
-                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
+                    _flush(be, sums, pending)
                     bar.close()
                     write_checkpoint(epoch, step + 1, epoch_state, skipped)
                     raise _interrupted(guard.signum, epoch, epochs, step + 1, steps_per_epoch, ckpt)
                 if every is not None and global_step % every == 0 and not last:
-                    _flush(be, sums, acc_loss, acc_hits, acc_seen)
-                    acc_loss = acc_hits = None
-                    acc_seen = 0
+                    _flush(be, sums, pending)
                     last_sync = step + 1
                     write_checkpoint(epoch, step + 1, epoch_state, skipped)
             if on_nonfinite == "skip" and skipped and skipped == steps_per_epoch - first_step:
@@ -628,12 +618,26 @@ def _interrupted(
     )
 
 
-def _flush(be: Any, sums: dict[str, Any], loss: Any, hits: Any, seen: int) -> None:
-    """Read the device-side sums back (one sync) into the host totals."""
-    if seen:
-        sums["loss"] += be.to_float(loss)
-        sums["acc"] += be.to_float(hits) if hits is not None else 0.0
-        sums["seen"] += seen
+def _flush(be: Any, sums: dict[str, Any], pending: list[tuple[Any, Any, int]]) -> None:
+    """Add the pending steps' ``loss * rows`` and ``accuracy * rows`` to the host totals (one
+    device sync) and empty ``pending``."""
+    if not pending:
+        return
+    if be.is_host or len(pending) == 1:
+        for lv, acc, m in pending:
+            sums["loss"] += be.to_float(lv * float(m))
+            if acc is not None:
+                sums["acc"] += be.to_float(acc * float(m))
+            sums["seen"] += m
+    else:
+        xp = be.xp
+        rows = [m for _, _, m in pending]
+        w = be.asarray(np.asarray(rows, dtype=be.dtype_name))
+        sums["loss"] += be.to_float(xp.sum(xp.stack([lv for lv, _, _ in pending]) * w))
+        if pending[0][1] is not None:
+            sums["acc"] += be.to_float(xp.sum(xp.stack([a for _, a, _ in pending]) * w))
+        sums["seen"] += sum(rows)
+    pending.clear()
 
 
 __all__ = ["NonFiniteError", "TrainingInterrupted", "fit", "prepare_inputs", "prepare_targets"]
