@@ -11,6 +11,8 @@ device dropout hash against a host reimplementation of its documented rule.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -352,6 +354,9 @@ def test_cupy_training_step_never_waits_for_the_gpu() -> None:
     raises DeviceSynchronized inside ``allow_synchronize(False)`` at any implicit one."""
     import cupyx  # noqa: PLC0415
 
+    allow_synchronize = getattr(cupyx, "allow_synchronize", None)
+    if allow_synchronize is None:
+        pytest.skip("this CuPy no longer has cupyx.allow_synchronize")
     X, y = _data()
     model = _model(xpnet.get_backend("cupy"))
     be = model.backend
@@ -368,7 +373,10 @@ def test_cupy_training_step_never_waits_for_the_gpu() -> None:
         opt.step(model.parameters())
 
     step()  # the first step compiles kernels and builds the Adam address table
-    with cupyx.allow_synchronize(False):
+    with warnings.catch_warnings():  # CuPy 14 warns that the detector is best-effort
+        warnings.simplefilter("ignore", UserWarning)
+        guard = allow_synchronize(False)
+    with guard:
         for _ in range(3):
             step()
     be.synchronize()
