@@ -417,7 +417,7 @@ class NumpyBackend(Backend):
 
 
 class CupyBackend(Backend):
-    """CuPy on an NVIDIA GPU. Created only through :func:`get_backend`, which checks for a GPU.
+    """CuPy on an NVIDIA GPU, normally made by :func:`get_backend` (which checks for a GPU).
 
     The hot operations run as fused kernels (sources in :mod:`xpnet.cuda_kernels`, compiled on
     first use): ReLU and its backward, dropout masks hashed on the device from a host-drawn key

@@ -238,9 +238,9 @@ class Sequential(Layer):
         i = len(layers) - 1
         while i >= first:
             layer = layers[i]
-            if fused and i - 1 >= first and _fusable_backward(layers[i - 1], layer):
-                relu_y = layers[i - 1].y  # type: ignore[attr-defined]
-                dy = self.backend.dropout_relu_backward(dy, layer.mask, relu_y)  # type: ignore[attr-defined]
+            pair = _relu_dropout_state(layers[i - 1], layer) if fused and i > first else None
+            if pair is not None:
+                dy = self.backend.dropout_relu_backward(dy, pair[1], pair[0])
                 i -= 2
                 continue
             dy = layer.backward(dy)
@@ -374,11 +374,13 @@ def _fusable_dropout(drop: Dropout) -> bool:
     return drop.p > 0.0 and drop.gen.draws_keys and keep_threshold(1.0 - drop.p) <= 0xFFFF
 
 
-def _fusable_backward(relu: Layer, drop: Layer) -> bool:
-    """Whether ``ReLU -> Dropout`` backward can run as one kernel: both saved their state."""
-    return (
-        type(relu) is ReLU
-        and type(drop) is Dropout
-        and relu.y is not None
-        and drop.mask is not None
-    )
+def _relu_dropout_state(relu: Layer, drop: Layer) -> tuple[Array, Array] | None:
+    """``(ReLU's y, Dropout's mask)`` when a ``ReLU -> Dropout`` pair saved both, so that its
+    backward can run as one kernel; else None."""
+    if not (isinstance(relu, ReLU) and isinstance(drop, Dropout)):
+        return None
+    if type(relu) is not ReLU or type(drop) is not Dropout:  # subclasses may differ
+        return None
+    if relu.y is None or drop.mask is None:
+        return None
+    return relu.y, drop.mask
