@@ -15,6 +15,8 @@ them alike):
   bytes held by CuPy's memory pool after an epoch);
 * PyTorch (CPU, or CUDA eager for ``--backend cupy``) with the same model, loss and optimizer,
   when torch is installed (``torch not installed`` otherwise), and the ratio xpnet / PyTorch;
+* on CuPy, the same backend with its multi-layer kernels off (``fused=False``: one kernel per
+  layer operation) and the ratio fused / plain (``--no-plain`` skips it);
 * the matmul floor: the epoch's matmul FLOPs (forward, ``dW`` and ``dx`` except the first
   layer's) divided by the throughput of the same sgemm shapes, measured here by running exactly
   those matmuls (into preallocated outputs) for one epoch's worth of batches; and xpnet / floor.
@@ -53,6 +55,7 @@ if THREADS is not None:
 import numpy as np  # noqa: E402
 
 import xpnet  # noqa: E402
+from xpnet.backend import CupyBackend  # noqa: E402
 from xpnet.layers import Dense, Dropout, ReLU  # noqa: E402
 from xpnet.losses import SoftmaxCrossEntropy  # noqa: E402
 from xpnet.optim import Adam  # noqa: E402
@@ -87,7 +90,7 @@ def batches(rows: int, batch: int) -> list[int]:
 class XpnetRunner:
     """xpnet's ``Sequential.fit`` for one epoch at a time."""
 
-    def __init__(self, backend: str, hidden: tuple[int, int], batch: int, seed: int) -> None:
+    def __init__(self, backend: Any, hidden: tuple[int, int], batch: int, seed: int) -> None:
         self.backend = xpnet.get_backend(backend, verbose=False)
         h1, h2 = hidden
         layers = [Dense(IN, h1), ReLU(), Dropout(0.5), Dense(h1, h2), ReLU(), Dropout(0.5),
@@ -247,10 +250,14 @@ def median_rounds(contenders: dict[str, Callable[[], float]], rounds: int) -> di
 
 
 def measure(backend: str, torch: Any, X: np.ndarray, y: np.ndarray, hidden: tuple[int, int],
-            batch: int, rounds: int, seed: int) -> dict[str, float]:
+            batch: int, rounds: int, seed: int, plain: bool = False) -> dict[str, float]:
     xr = XpnetRunner(backend, hidden, batch, seed)
     Xd, yd = xr.backend.asarray(X), xr.backend.asarray(y)  # on the device once, like torch's
     contenders: dict[str, Callable[[], float]] = {"xpnet": lambda: xr.epoch(Xd, yd)}
+    if plain and xr.backend.fused:
+        # The same backend with its multi-layer kernels off: what the fusion buys.
+        pr = XpnetRunner(CupyBackend(xr.backend.xp, fused=False), hidden, batch, seed)
+        contenders["plain"] = lambda: pr.epoch(Xd, yd)
     if torch is not None:
         device = "cuda" if xr.backend.name == "cupy" else "cpu"
         tr = TorchRunner(torch, device, hidden, batch, seed, X, y)
@@ -272,14 +279,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--quick", action="store_true", help="short run: fewer rows, epochs, sizes")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even if installed")
+    ap.add_argument("--no-plain", action="store_true",
+                    help="on CuPy, skip the run with the fused kernels off (fused=False)")
     ap.add_argument("--no-scaling", action="store_true", help="skip the scaling table")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
                     help="BLAS/OpenMP threads for NumPy and torch alike (default: theirs); "
                     "on a loaded machine 1 thread gives steadier figures")
     args = ap.parse_args(argv)
-    rows = args.rows or (10_000 if args.quick else 60_000)
-    rounds = args.epochs or (3 if args.quick else 5)
+    rows = args.rows if args.rows is not None else (10_000 if args.quick else 60_000)
+    rounds = args.epochs if args.epochs is not None else (3 if args.quick else 5)
     if rows < 1 or rounds < 1 or args.batch_size < 1:
         ap.error("--rows, --epochs and --batch-size must be positive")
     hidden = (400, 100)
@@ -305,11 +314,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"xpnet {xpnet.__version__} on {be.name} (numpy {np.__version__}, BLAS threads "
           f"{blas}); {tver}; python {sys.version.split()[0]}; {os.cpu_count()} CPUs; "
           f"load avg {load:.2f}")
+    if be.name == "cupy":
+        xp = be.xp
+        props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
+        print(f"GPU: {name}; CuPy {xp.__version__}; fused kernels "
+              f"{'on' if be.fused else 'off'}")
     print(f"MLP 784-400-100-10, ReLU, dropout 0.5, softmax CE, Adam, float32, batch "
           f"{args.batch_size}, {rows} rows/epoch; median of {rounds} epochs after 1 warm-up")
     print()
 
-    res = measure(args.backend, torch, X, y, hidden, args.batch_size, rounds, args.seed)
+    res = measure(args.backend, torch, X, y, hidden, args.batch_size, rounds, args.seed,
+                  plain=not args.no_plain)
     xr = XpnetRunner(args.backend, hidden, args.batch_size, args.seed)
     peak, step_peak, how = xr.peak_memory(xr.backend.asarray(X), xr.backend.asarray(y))
     xs, fs, ts = res["xpnet"], res["floor"], res.get("torch")
@@ -317,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
     mib = f"{peak / 2**20:.1f}/{step_peak / 2**20:.1f}"
     print(f"{'':{w}}{'s/epoch':>10}{'samples/s':>12}{'peak MiB fit/steps':>20}")
     print(f"{'xpnet (' + be.name + ')':{w}}{xs:>10.3f}{rows / xs:>12,.0f}{mib:>20}")
+    if "plain" in res:
+        ps = res["plain"]
+        print(f"{'xpnet (cupy, fused=False)':{w}}{ps:>10.3f}{rows / ps:>12,.0f}{'-':>20}")
     if ts is None:
         print(f"{'PyTorch':{w}}{'torch not installed':>32}")
     else:
@@ -329,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
           "< 1 on a GPU)")
     print(f"xpnet / matmul floor = {xs / fs:.3f}   (goal <= 1.5 on the CPU)")
     print(f"PyTorch / floor      = {fmt(ts / fs if ts else None)}")
+    if "plain" in res:
+        print(f"fused / fused=False  = {xs / res['plain']:.3f}   (what the fused kernels buy)")
     print(f"peak memory: {how}")
     if hasattr(os, "getloadavg"):
         print(f"load avg at the end: {os.getloadavg()[0]:.2f} (shared machines: compare ratios, "
