@@ -382,3 +382,30 @@ def test_cupy_training_step_never_waits_for_the_gpu() -> None:
     be.synchronize()
     after = _host(model)
     assert max(float(np.abs(after[k] - before[k]).max()) for k in before) > 1e-4
+
+
+@needs_cuda
+def test_cupy_fused_float32_step_makes_no_float64() -> None:
+    """Every array a fused float32 step leaves behind is float32 (kernel scalars included)."""
+    X, y = _data()
+    model = _model(_cupy("float32", True))
+    be = model.backend
+    xb, yb = be.asarray(X), be.asarray(y)
+    loss_fn, opt = model.loss, model.optimizer
+    assert loss_fn is not None and opt is not None
+    out = model.forward(xb, training=True)
+    loss = loss_fn.forward(out, yb)
+    acc = loss_fn.accuracy(out, yb)
+    model.backward(loss_fn.backward(), need_dx=False)
+    opt.step(model.parameters())
+    arrays = {"out": out, "loss": loss, "acc": acc, "dz": loss_fn.backward()}
+    arrays.update(model.params)
+    arrays.update({f"d{k}": g for k, g in model.grads.items()})
+    arrays.update({f"{k}.{s}": a for k, slots in opt.state.items() for s, a in slots.items()})
+    for i, lay in enumerate(model.layers):
+        for attr in ("x", "y", "mask"):
+            if getattr(lay, attr, None) is not None:
+                arrays[f"{i}.{attr}"] = getattr(lay, attr)
+    bad = {k: str(a.dtype) for k, a in arrays.items() if a.dtype != np.float32}
+    assert not bad
+    assert len(arrays) > 20
