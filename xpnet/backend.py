@@ -551,7 +551,7 @@ class CupyBackend(Backend):
     def bias_relu(self, z: Array, b: Array) -> Array:
         """``relu(z + b)`` for ``z`` (N, C) and ``b`` (C,), in one pass (fused training)."""
         if not self._is_float(z, b) or z.ndim != 2 or z.shape[1] != b.shape[0]:
-            return self.relu(z + b)
+            return super().bias_relu(z, b)
         return self._kernel("bias_relu")(z, b, np.int32(b.shape[0]))
 
     def bias_relu_dropout(
@@ -566,9 +566,7 @@ class CupyBackend(Backend):
         if threshold > 0xFFFF or not gen.draws_keys or not self._is_float(z, b) or (
             z.ndim != 2 or z.shape[1] != b.shape[0]
         ):
-            a = self.bias_relu(z, b)
-            mask = self.dropout_mask(gen, tuple(a.shape), keep)
-            return a, mask, a * mask
+            return super().bias_relu_dropout(z, b, gen, keep)
         a, mask, out = self._kernel("bias_relu_dropout")(
             z, b, np.int32(b.shape[0]), np.uint64(gen.key()), np.uint32(threshold),
             self._scalar(1.0 / keep),
