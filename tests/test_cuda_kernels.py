@@ -249,6 +249,8 @@ def test_cupy_softmax_xent_kernel_matches_the_plain_loss(dtype: str) -> None:
         (np.array([[1.0, 1.0, 0.0], [0.0, 2.0, 2.0]]), np.array([1, 2])),  # argmax ties
         (np.array([[1e4, -1e4, 0.0], [-3e4, 3e4, 1.0]]), np.array([1, 1])),  # huge spread
         (r.standard_normal((5, 1)), np.zeros(5, dtype=np.int64)),  # one class
+        # each row's loss is half the largest float: their sum is not a float
+        (np.array([[0.0, 1.0], [0.0, 1.0]]) * (np.finfo(dtype).max / 2), np.array([0, 0])),
     ]
     fused, plain = _cupy(dtype, True), _cupy(dtype, False)
     tol = 1e-5 if dtype == "float32" else 1e-12
@@ -262,6 +264,7 @@ def test_cupy_softmax_xent_kernel_matches_the_plain_loss(dtype: str) -> None:
                 res.append((value, loss.backward(), loss.accuracy(z, t)))
             (lf, df, af), (lp, dp, ap) = [[np.asarray(be.to_host(v)) for v in r_] for r_ in res]
             assert df.dtype == np.dtype(dtype) and lf.dtype == np.dtype(dtype)
+            assert np.isfinite(lf) and np.isfinite(lp)
             np.testing.assert_allclose(lf, lp, rtol=tol, atol=tol)
             np.testing.assert_allclose(df, dp, rtol=tol, atol=tol)
             assert float(af) == pytest.approx(float(ap), rel=tol)

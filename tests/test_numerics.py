@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from xpnet.layers import Sigmoid, Softmax
+from xpnet import Sequential, get_backend
+from xpnet.layers import Dense, Sigmoid, Softmax
 from xpnet.layers.activations import sigmoid
 from xpnet.layers.softmax import log_softmax, softmax
-from xpnet.losses import BinaryCrossEntropy, SoftmaxCrossEntropy
+from xpnet.losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
+from xpnet.optim import SGD
 
 LIMITS = {"float32": 1e30, "float64": 1e300}
 HIGHER = {"float32": np.float64, "float64": np.longdouble}
@@ -125,11 +127,26 @@ def test_softmax_cross_entropy_extremes(dtype: str, data: st.DataObject) -> None
     close(loss2.backward(), grad.astype(np.float64), dtype)
 
 
-@given(data=st.data())
-def test_cross_entropy_never_nan_across_the_whole_float32_range(data: st.DataObject) -> None:
-    x = data.draw(logits("float32", limit=float(np.finfo(np.float32).max)))
+@st.composite
+def logits_and_labels(draw: st.DrawFn, dtype: str, limit: float) -> tuple[np.ndarray, np.ndarray]:
+    x = draw(logits(dtype, limit=limit))
     n, c = x.shape
-    labels = np.asarray(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    labels = np.asarray(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    return x, labels
+
+
+F32_MAX = float(np.finfo(np.float32).max)
+# Found by the dev profile: each row's loss (1.7e38) is a float32, their sum is not.
+HUGE_ROWS = (np.array([[0, 1.7014118e38], [0, 1.7014118e38]], np.float32), np.array([0, 0]))
+
+
+@example(case=HUGE_ROWS)
+@given(case=logits_and_labels("float32", F32_MAX))
+def test_cross_entropy_never_nan_across_the_whole_float32_range(
+    case: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, labels = case
+    n = x.shape[0]
     with np.errstate(over="ignore"):  # x - max(x) may overflow to -inf: exp gives 0 there
         p = softmax(np, x)
         loss = SoftmaxCrossEntropy()
@@ -139,10 +156,41 @@ def test_cross_entropy_never_nan_across_the_whole_float32_range(data: st.DataObj
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
     rows = -ref_log_softmax(x)[np.arange(n), labels]  # float64: no overflow
     true = float(rows.mean())
-    if rows.max() < 0.999 * float(np.finfo(np.float32).max):
+    if rows.max() < 0.999 * F32_MAX:  # every row's loss is a float32, so their mean is too
         assert value == pytest.approx(true, rel=1e-5, abs=1e-5)
     else:  # a row's loss is (about) beyond float32: +inf is the rounded answer, NaN never is
         assert value == np.inf or value == pytest.approx(true, rel=1e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_batch_mean_survives_terms_near_the_largest_float(dtype: str) -> None:
+    """Losses whose every term is representable have a representable mean (no overflow in
+    the sum), in each loss and in Backend.mean itself."""
+    big = float(np.finfo(dtype).max) / 2
+    be = get_backend("numpy", dtype)
+    assert float(be.mean(np.full((4, 3), big, dtype=dtype))) == pytest.approx(big, rel=1e-6)
+    x = np.array([[0.0, big]] * 4, dtype=dtype)
+    sce = SoftmaxCrossEntropy().to(be)
+    assert float(sce.forward(x, np.zeros(4, dtype=np.int64))) == pytest.approx(big, rel=1e-6)
+    bce = BinaryCrossEntropy(from_logits=True).to(be)
+    z = np.full((4, 1), big, dtype=dtype)
+    assert float(bce.forward(z, np.zeros(4))) == pytest.approx(big, rel=1e-6)
+    mse = MSE().to(be)
+    root = np.full((4, 2), np.sqrt(big), dtype=dtype)
+    assert float(mse.forward(root, np.zeros((4, 2)))) == pytest.approx(big, rel=1e-5)
+
+
+def test_evaluate_and_fit_metrics_do_not_overflow_for_huge_but_finite_losses() -> None:
+    """evaluate() and fit's running loss weight batches without overflowing float32."""
+    big = float(np.finfo(np.float32).max) / 4
+    model = Sequential([Dense(1, 2, bias=False, rng=0)], seed=0)
+    model.layers[0].params["W"][...] = np.array([[0.0, 1.0]], dtype=np.float32)
+    model.compile(SoftmaxCrossEntropy(), SGD(1e-45))
+    X = np.full((1000, 1), big, dtype=np.float32)
+    y = np.zeros(1000, dtype=np.int64)
+    assert model.evaluate(X, y, batch_size=100)["loss"] == pytest.approx(big, rel=1e-5)
+    history = model.fit(X, y, epochs=1, batch_size=250, shuffle=False, verbose=False)
+    assert history["loss"][0] == pytest.approx(big, rel=1e-4)
 
 
 @dtypes

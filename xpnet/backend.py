@@ -188,6 +188,16 @@ class Backend:
         return self.xp.asarray(idx, device=self.device)
 
     # ----------------------------------------------------------------------- hot operations
+    def mean(self, x: Array) -> Array:
+        """Mean of every element of ``x`` as a 0-d array, ``sum(x * (1/n))``, never overflowing.
+
+        ``xp.mean`` sums first and divides after, so a batch of float32 losses near 1.7e38 (each
+        representable) overflows to inf in the sum; scaling each term by ``1/n`` first keeps
+        every partial sum within ``max |x|``.
+        """
+        n = math.prod(x.shape)
+        return self.xp.sum(x * (1.0 / n)) if n else self.xp.mean(x)
+
     def matmul(self, a: Array, b: Array, out: Array | None = None) -> Array:
         """``a @ b``, written into ``out`` when given (gradients are updated in place)."""
         if out is None:

@@ -135,7 +135,8 @@ extern "C" __global__ void xpnet_softmax_xent_T(const T* z, const long long* y, 
             dr[j] = (p - (j == lab ? (T)1 : (T)0)) * inv_n;
         }
         T zl = ok ? zr[lab] : sqrt((T)-1);
-        loss += (double)(log(s) - (zl - m));
+        // Scaled per row: a sum of n float64 losses near 1.8e308 would overflow the double sum.
+        loss += (double)(log(s) - (zl - m)) * (double)inv_n;
         hits += (ok && am == lab) ? 1.0 : 0.0;
     }
     s_loss[threadIdx.x] = loss;
@@ -149,7 +150,7 @@ extern "C" __global__ void xpnet_softmax_xent_T(const T* z, const long long* y, 
         __syncthreads();
     }
     if (threadIdx.x == 0) {
-        out[0] = (T)(s_loss[0] * (double)inv_n);
+        out[0] = (T)s_loss[0];
         out[1] = (T)(s_hits[0] * (double)inv_n);
     }
 }

@@ -349,13 +349,16 @@ class Sequential(Layer):
             j = min(i + batch_size, n)
             xb, yb = Xd[i:j, ...], yd[i:j, ...]
             out = self.forward(xb, training=False)
+            # The loss of each batch weighted by its share of the rows: partial sums stay within
+            # the largest batch mean (loss * rows would overflow float32 for losses near 1e38).
+            # Accuracy * rows counts hits, exact in any float.
             w = float(xb.shape[0])
-            lv = self.loss.forward(out, yb, check=False) * w
+            lv = self.loss.forward(out, yb, check=False) * (w / n)
             loss_sum = lv if loss_sum is None else loss_sum + lv
             acc = self.loss.accuracy(out, yb)
             if acc is not None:
                 acc_sum = acc * w if acc_sum is None else acc_sum + acc * w
-        result = {"loss": self.backend.to_float(loss_sum) / n}
+        result = {"loss": self.backend.to_float(loss_sum)}
         if acc_sum is not None:
             result["accuracy"] = self.backend.to_float(acc_sum) / n
         return result

@@ -623,19 +623,25 @@ def _flush(be: Any, sums: dict[str, Any], pending: list[tuple[Any, Any, int]]) -
     device sync) and empty ``pending``."""
     if not pending:
         return
+    # The totals are float64 (host floats, or float64 on the device): float32 ``loss * rows``
+    # would overflow for losses near 1e38 that are themselves representable.
     if be.is_host or len(pending) == 1:
         for lv, acc, m in pending:
-            sums["loss"] += be.to_float(lv * float(m))
+            sums["loss"] += be.to_float(lv) * m
             if acc is not None:
-                sums["acc"] += be.to_float(acc * float(m))
+                sums["acc"] += be.to_float(acc) * m
             sums["seen"] += m
     else:
         xp = be.xp
         rows = [m for _, _, m in pending]
-        w = be.asarray(np.asarray(rows, dtype=be.dtype_name))
-        sums["loss"] += be.to_float(xp.sum(xp.stack([lv for lv, _, _ in pending]) * w))
+        w = be.asarray(np.asarray(rows, dtype=np.float64), dtype=xp.float64)
+
+        def total(values: list[Any]) -> float:
+            return be.to_float(xp.sum(xp.astype(xp.stack(values), xp.float64) * w))
+
+        sums["loss"] += total([lv for lv, _, _ in pending])
         if pending[0][1] is not None:
-            sums["acc"] += be.to_float(xp.sum(xp.stack([a for _, a, _ in pending]) * w))
+            sums["acc"] += total([a for _, a, _ in pending])
         sums["seen"] += sum(rows)
     pending.clear()
 

@@ -53,9 +53,11 @@ class BinaryCrossEntropy(Loss):
         if self.from_logits:
             z = pred
             # log(1 + exp(-|z|)) never overflows; log1p keeps precision when it is tiny.
-            return xp.mean(xp.maximum(z, xp.zeros_like(z)) - z * t + xp.log1p(xp.exp(-xp.abs(z))))
+            return self.backend.mean(
+                xp.maximum(z, xp.zeros_like(z)) - z * t + xp.log1p(xp.exp(-xp.abs(z)))
+            )
         p = self._clip(pred)
-        return -xp.mean(t * xp.log(p) + (1.0 - t) * xp.log(1.0 - p))
+        return -self.backend.mean(t * xp.log(p) + (1.0 - t) * xp.log(1.0 - p))
 
     def _clip(self, pred: Array) -> Array:
         """``pred`` clipped to ``[eps, 1 - eps]``, bounds made representable in its dtype.

@@ -32,7 +32,7 @@ class MSE(Loss):
         if target.ndim == 1 and pred.ndim == 2:
             target = self.xp.reshape(target, (-1, 1))
         self.diff = pred - self.backend.astype(target, pred.dtype)
-        return self.xp.mean(self.diff * self.diff)
+        return self.backend.mean(self.diff * self.diff)
 
     def backward(self) -> Array:
         d = self._saved(self.diff)

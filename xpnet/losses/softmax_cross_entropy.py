@@ -104,7 +104,7 @@ class SoftmaxCrossEntropy(Loss):
             # p - t, rather than a function that also moves with the row maximum (a kink
             # wherever two logits tie). One-hot rows from labels sum to 1 exactly.
             per_row = per_row + m[:, 0] * (1.0 - xp.sum(t, axis=1))
-        return xp.mean(per_row)
+        return self.backend.mean(per_row)
 
     def backward(self) -> Array:
         if self.dz is not None:
