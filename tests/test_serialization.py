@@ -230,3 +230,45 @@ def test_save_accepts_str_paths_and_creates_folders(tmp_path):
     target = tmp_path / "deep" / "er" / "m.npz"
     path = Sequential([Dense(2, 2)], seed=0).save(str(target))
     assert Path(path) == target and target.is_file()
+
+
+class _RunningMean(xpnet.layers.Layer):
+    """A user layer with a buffer: the running mean of its inputs, updated in training."""
+
+    def __init__(self, features: int = 3) -> None:
+        super().__init__()
+        self.features = features
+        self.buffers["mean"] = self.backend.zeros((features,))
+
+    def forward(self, x, training=False):
+        if training:
+            self.buffers["mean"] = 0.5 * self.buffers["mean"] + 0.5 * self.xp.mean(x, axis=0)
+        return x - self.buffers["mean"]
+
+    def backward(self, dy):
+        return dy
+
+    def config(self):
+        return {"features": self.features}
+
+
+def test_buffers_are_saved_loaded_moved_and_checked(tmp_path: Path) -> None:
+    model = Sequential([Dense(5, 3), _RunningMean(3)], seed=0, dtype="float64")
+    model.forward(np.ones((4, 5)), training=True)
+    want = model.layers[1].buffers["mean"].copy()
+    assert np.abs(want).sum() > 0
+    path = model.save(tmp_path / "m.npz")
+    back = xpnet.load(path)
+    np.testing.assert_array_equal(back.layers[1].buffers["mean"], want)
+    moved = xpnet.load(path, backend=aas, dtype="float32")
+    assert moved.layers[1].buffers["mean"].dtype == aas.float32
+    # A file whose buffer does not fit the architecture is refused.
+    header, arrays = xpnet.serialization.read_file(path)
+    arrays["buffer/1/mean"] = np.zeros((4,))
+    meta = header["arrays"]["buffer/1/mean"]
+    meta["shape"], meta["sha256"] = [4], xpnet.serialization._digest(arrays["buffer/1/mean"])
+    blob = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, __header__=blob, **arrays)
+    with pytest.raises(ModelFileError, match="buffer/1/mean"):
+        xpnet.load(bad)

@@ -6,6 +6,7 @@ Layout of the file (a zip archive NumPy can read with ``allow_pickle=False``):
   their constructor arguments, the loss, the optimizer (config, schedule, step and epoch), the
   training progress and history, and for every array its shape, dtype and SHA-256;
 * ``param/<i>/<name>``: layer ``i``'s parameter (e.g. ``param/0/W``);
+* ``buffer/<i>/<name>``: layer ``i``'s non-trained state (e.g. running statistics);
 * ``optim/<param>/<slot>``: optimizer state (e.g. ``optim/0.W/m``).
 
 Loading never executes code: layers, losses and optimizers are rebuilt only from xpnet's own
@@ -55,6 +56,8 @@ def save(model: Any, path: str | os.PathLike[str]) -> Path:
     for i, layer in enumerate(model.layers):
         for key, value in layer.params.items():
             arrays[f"param/{i}/{key}"] = be.to_host(value)
+        for key, value in layer.buffers.items():
+            arrays[f"buffer/{i}/{key}"] = be.to_host(value)
     opt = model.optimizer
     opt_header = None
     if opt is not None:
@@ -350,10 +353,21 @@ def _build(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
             f"{path}: parameters {sorted(got)} do not fit the architecture, which needs "
             f"{sorted(expected)}"
         )
-    strays = sorted(k for k in arrays if not k.startswith(("param/", "optim/")))
+    buffers = {
+        f"buffer/{i}/{key}": tuple(value.shape)
+        for i, layer in enumerate(layers)
+        for key, value in layer.buffers.items()
+    }
+    got = {k: tuple(a.shape) for k, a in arrays.items() if k.startswith("buffer/")}
+    if set(got) != set(buffers):
+        raise ModelFileError(
+            f"{path}: buffers {sorted(got)} do not fit the architecture, which needs "
+            f"{sorted(buffers)}"
+        )
+    strays = sorted(k for k in arrays if not k.startswith(("param/", "buffer/", "optim/")))
     if strays:
         raise ModelFileError(f"{path}: unexpected arrays {strays}")
-    for key, shape in expected.items():
+    for key, shape in {**expected, **buffers}.items():
         _check_array(path, key, arrays[key], shape, saved_dtype)
     loss = None
     if header.get("loss") is not None:
@@ -408,6 +422,8 @@ def _build(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) ->
     for i, layer in enumerate(model.layers):
         for key in layer.params:
             layer.params[key] = arrays[f"param/{i}/{key}"].copy()
+        for key in layer.buffers:
+            layer.buffers[key] = arrays[f"buffer/{i}/{key}"].copy()
     model.seed = seed
     if loss is not None:
         model.compile(loss, opt)

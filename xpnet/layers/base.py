@@ -15,7 +15,9 @@ class Layer:
     """Base class: ``forward(x, training=False) -> y`` and ``backward(dy) -> dx``.
 
     ``params`` and ``grads`` are dicts with matching keys (``"W"``, ``"b"``), empty for layers
-    without parameters. ``backward`` reads only what ``forward`` saved, in named attributes, and
+    without parameters. ``buffers`` holds state that is not trained by gradients but is part of
+    the model (BatchNorm's running statistics): moved by :meth:`to` and saved with the model.
+    ``backward`` reads only what ``forward`` saved, in named attributes, and
     writes the parameter gradients into ``grads`` (overwriting, not accumulating). Every array
     is created through ``self.backend``; :meth:`to` moves a layer to another backend.
     """
@@ -27,6 +29,7 @@ class Layer:
         self.backend: Backend = get_backend("numpy")
         self.params: dict[str, Array] = {}
         self.grads: dict[str, Array] = {}
+        self.buffers: dict[str, Array] = {}
         self.name: str = type(self).__name__
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -58,6 +61,9 @@ class Layer:
             host = self.backend.to_host(self.params[key])
             self.params[key] = new.asarray(host, dtype=new.dtype)
             self.grads[key] = new.zeros(tuple(host.shape))
+        for key in list(self.buffers):
+            host = self.backend.to_host(self.buffers[key])
+            self.buffers[key] = new.asarray(host, dtype=new.dtype)
         self.backend = new
         self._on_backend_change()
         return self
