@@ -254,7 +254,7 @@ def measure(backend: str, torch: Any, X: np.ndarray, y: np.ndarray, hidden: tupl
     xr = XpnetRunner(backend, hidden, batch, seed)
     Xd, yd = xr.backend.asarray(X), xr.backend.asarray(y)  # on the device once, like torch's
     contenders: dict[str, Callable[[], float]] = {"xpnet": lambda: xr.epoch(Xd, yd)}
-    if plain and xr.backend.fused:
+    if plain and getattr(xr.backend, "fused", False):
         # The same backend with its multi-layer kernels off: what the fusion buys.
         pr = XpnetRunner(CupyBackend(xr.backend.xp, fused=False), hidden, batch, seed)
         contenders["plain"] = lambda: pr.epoch(Xd, yd)
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         props = xp.cuda.runtime.getDeviceProperties(xp.cuda.Device().id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else props["name"]
         print(f"GPU: {name}; CuPy {xp.__version__}; fused kernels "
-              f"{'on' if be.fused else 'off'}")
+              f"{'on' if getattr(be, 'fused', False) else 'off'}")
     print(f"MLP 784-400-100-10, ReLU, dropout 0.5, softmax CE, Adam, float32, batch "
           f"{args.batch_size}, {rows} rows/epoch; median of {rounds} epochs after 1 warm-up")
     print()

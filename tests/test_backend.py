@@ -120,7 +120,7 @@ def test_importing_xpnet_and_using_numpy_does_not_import_cupy():
     assert out.stdout.strip() == "False"
 
 
-def test_only_backend_py_imports_cupy():
+def test_only_the_cupy_backend_module_imports_cupy():
     pattern = re.compile(
         r"^\s*(import\s+cupy|from\s+cupy[\s.]|.*import_module\(\s*[\"']cupy)", re.MULTILINE
     )
@@ -129,7 +129,7 @@ def test_only_backend_py_imports_cupy():
     offenders = [
         str(p.relative_to(XPNET_DIR)) for p in sources if pattern.search(p.read_text("utf-8"))
     ]
-    assert offenders == ["backend.py"]
+    assert offenders == ["backends/cupy.py"]
 
 
 def test_backend_py_imports_cupy_only_inside_a_function():
@@ -232,3 +232,26 @@ def test_dense_rng_seed_gives_same_layer_on_each_backend():
     w = Dense(4, 3, rng=9, dtype="float64").params["W"]
     ws = Dense(4, 3, rng=9, backend=aas, dtype="float64").params["W"]
     np.testing.assert_array_equal(get_backend(aas).to_host(ws), w)
+
+
+def test_another_dtype_of_a_backend_keeps_its_options() -> None:
+    """get_backend(CupyBackend(cp, fused=False), "float64") must stay unfused (the cache key
+    once dropped ``fused``). NumPy stands in for CuPy's module: only the bookkeeping runs."""
+    from xpnet.backends import CupyBackend
+
+    plain = CupyBackend(np, "float32", fused=False)
+    fused = CupyBackend(np, "float32", fused=True)
+    plain64, fused64 = get_backend(plain, "float64"), get_backend(fused, "float64")
+    assert plain64.fused is False and fused64.fused is True
+    assert plain64.dtype_name == fused64.dtype_name == "float64"
+    assert get_backend(plain, "float64") is plain64  # cached: one object per variant
+    assert get_backend(plain64, "float32").fused is False
+
+
+def test_another_dtype_of_a_device_backend_keeps_its_device() -> None:
+    aas = pytest.importorskip("array_api_strict")
+    dev = aas.Device("device1")
+    be = Backend(aas, "float32", device=dev)
+    be64 = get_backend(be, "float64")
+    assert be64.device == dev and be64.dtype == aas.float64
+    assert be64.zeros((2,)).device == dev

@@ -18,24 +18,18 @@ import pytest
 
 import xpnet
 from xpnet.backend import Backend, CupyBackend, cuda_available, keep_threshold
-from xpnet.cuda_kernels import ELEMENTWISE, RAW, raw_source
+from xpnet.backends.cuda_kernels import ELEMENTWISE, RAW, raw_source
+from xpnet.fusion import FusedStep
 from xpnet.layers import Dense, Dropout, ReLU, Sigmoid
 from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.optim import Adam
+from xpnet.testing.backends import GenericNumpy
 
 DTYPES = ("float32", "float64")
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason="CuPy with a CUDA device is absent")
 
 
-class HostBackend(Backend):
-    """NumPy through the generic array-API code, with or without the fused model path."""
-
-    def __init__(self, dtype: str, fused: bool) -> None:
-        super().__init__(np, dtype)
-        self.fused = fused
-
-    def to_host(self, x: object) -> np.ndarray:
-        return np.asarray(x)
+HostBackend = GenericNumpy  # NumPy through the generic code, fused or not
 
 
 def _model(backend: Backend, seed: int = 5) -> xpnet.Sequential:
@@ -77,6 +71,14 @@ def _one_step(model: xpnet.Sequential, X: np.ndarray, y: np.ndarray) -> dict[str
 
 
 # ------------------------------------------------------------------- on the CPU, always
+def test_the_fused_plan_covers_every_fusable_run_and_the_plain_plan_none() -> None:
+    fused = _model(HostBackend("float64", fused=True))
+    names = [s.rule.name if isinstance(s, FusedStep) else type(s).__name__ for s in fused.plan]
+    assert names == ["dense_relu_dropout", "dense_relu", "Dense", "Sigmoid", "Dropout", "Dense"]
+    plain = _model(HostBackend("float64", fused=False))
+    assert plain.plan == plain.layers
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fused_model_path_equals_the_plain_path_exactly(dtype: str) -> None:
     X, y = _data()
@@ -116,8 +118,8 @@ def test_fused_path_leaves_each_layer_what_its_own_backward_reads() -> None:
     dy = model.loss.backward()
     model.backward(dy)
     fused_grads = {k: np.array(v) for k, v in model.grads.items()}
-    be.fused = False
-    model.backward(dy)
+    for layer in reversed(model.layers):  # the plain path: each layer's own backward
+        dy = layer.backward(dy)
     for k, g in model.grads.items():
         np.testing.assert_array_equal(g, fused_grads[k], err_msg=k)
 

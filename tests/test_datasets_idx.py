@@ -206,3 +206,14 @@ def test_fuzz_mutated_valid_files(data: st.DataObject) -> None:
         assert str(exc).startswith("mutated: ")
     else:
         assert isinstance(array, np.ndarray)
+
+
+def test_a_header_with_zero_rows_but_an_unrepresentable_shape_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    # Found by the fuzz test: 0 x 768 x 721420288 x 16777216 holds no data, yet NumPy cannot
+    # build an array of that shape.
+    path = tmp_path / "huge.idx"
+    path.write_bytes(bytes([0, 0, 8, 4]) + struct.pack(">4I", 0, 768, 0x2B000000, 1 << 24))
+    with pytest.raises(DatasetError, match="huge.idx.*cannot hold"):
+        read_idx(path)

@@ -20,6 +20,7 @@ from xpnet.backend import Backend, NumpyBackend, cuda_available, keep_threshold
 from xpnet.layers import Dense, Dropout, ReLU
 from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.optim import Adam
+from xpnet.testing.backends import GenericNumpy
 
 DTYPES = ("float32", "float64")
 needs_cuda = pytest.mark.skipif(not cuda_available(), reason="CuPy with a CUDA device is absent")
@@ -29,16 +30,8 @@ def fast(dtype: str) -> Backend:
     return NumpyBackend(dtype)
 
 
-class PlainNumpy(Backend):
-    """The generic array-API implementation run by NumPy itself (not what get_backend gives
-    for NumPy): only ``to_host`` is adapted, as NumPy reductions return scalars, not arrays."""
-
-    def to_host(self, x: object) -> np.ndarray:
-        return np.asarray(x)
-
-
 def generic(dtype: str) -> Backend:
-    return PlainNumpy(np, dtype)
+    return GenericNumpy(dtype)
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -272,7 +265,7 @@ def test_training_epochs_fast_vs_generic_numpy_give_the_same_weights(dtype: str)
     X, y = _data()
     a = _mlp(NumpyBackend(dtype))
     b = _mlp(generic(dtype))
-    assert type(a.backend) is NumpyBackend and type(b.backend) is PlainNumpy
+    assert type(a.backend) is NumpyBackend and type(b.backend) is GenericNumpy
     ha = a.fit(X, y, epochs=2, batch_size=32, seed=11, verbose=False)
     hb = b.fit(X, y, epochs=2, batch_size=32, seed=11, verbose=False)
     # Every fast path does the generic operations in the same order (the same BLAS calls, the

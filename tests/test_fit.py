@@ -266,3 +266,18 @@ def test_model_seed_alone_makes_fit_reproducible(dtype):
     for key in a.params:
         assert a.params[key].dtype == np.dtype(dtype)
         np.testing.assert_array_equal(a.params[key], b.params[key])
+
+
+def test_validation_data_is_checked_once_not_at_every_epoch(monkeypatch):
+    """fit prepares (checks, and on a GPU uploads) the validation set once, then evaluates the
+    prepared arrays at each epoch end."""
+    import xpnet.training.inputs as inputs
+
+    calls = []
+    real = inputs.check_finite
+    monkeypatch.setattr(inputs, "check_finite", lambda h, name, dt: calls.append(name) or
+                        real(h, name, dt))
+    X, y = _blobs(64)
+    history = _classifier().fit(X, y, epochs=3, validation_data=(X, y), verbose=False)
+    assert len(history["val_loss"]) == 3
+    assert calls == ["X", "validation X"]

@@ -182,3 +182,23 @@ def test_params_cannot_be_assigned_on_the_model():
     model = _net()
     with pytest.raises(AttributeError):
         model.params = {"0.W": np.zeros((4, 6))}
+
+
+def test_dtype_none_keeps_the_layers_dtype_and_refuses_a_mix():
+    from xpnet.layers import Tanh
+
+    model = Sequential([Dense(6, 5, dtype="float64"), Tanh()])
+    assert model.backend.dtype_name == "float64"
+    assert model.layers[0].params["W"].dtype == np.float64
+    with pytest.raises(ValueError, match=r"layers\[0\] is float64 and layers\[1\] is float32"):
+        Sequential([Dense(6, 5, dtype="float64"), Dense(5, 2)])
+    mixed = Sequential([Dense(6, 5, dtype="float64"), Dense(5, 2)], dtype="float32")
+    assert all(p.dtype == np.float32 for p in mixed.params.values())
+
+
+def test_summary_lists_layers_shapes_and_parameter_counts():
+    model = Sequential([Dense(784, 400), ReLU(), Dense(400, 10)])
+    text = model.summary()
+    assert "layer 0 (Dense 784 -> 400)" in text and "(batch, 400)" in text
+    assert "314,000" in text and "4,010" in text and "318,010 parameters" in text
+    assert "(batch, 784)" in text.splitlines()[-1]

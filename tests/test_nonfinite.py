@@ -17,7 +17,8 @@ from xpnet.layers.base import Layer
 from xpnet.losses import MSE, SoftmaxCrossEntropy
 from xpnet.optim import SGD, Adam
 from xpnet.optim.base import ParamGrad
-from xpnet.training import _finite_probe, _grad_norm
+from xpnet.training.nonfinite import finite_probe as _finite_probe
+from xpnet.training.nonfinite import grad_norm as _grad_norm
 
 # NumPy rightly warns about the overflows these tests provoke on purpose.
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")

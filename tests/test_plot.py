@@ -10,8 +10,8 @@ import pytest
 
 from xpnet.datasets import load_dataset
 from xpnet.metrics import confusion_matrix
-from xpnet.model import History
 from xpnet.png import read_png
+from xpnet.training import History
 
 pytest.importorskip("matplotlib")
 

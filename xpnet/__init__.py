@@ -5,7 +5,7 @@ runtime with :func:`xpnet.get_backend`.
 """
 
 from . import layers, losses, optim
-from .backend import Backend, BackendError, cuda_available, get_backend
+from .backends import Backend, BackendError, cuda_available, get_backend
 from .model import History, Sequential
 from .serialization import ModelFileError, load, save
 from .training import NonFiniteError, TrainingInterrupted

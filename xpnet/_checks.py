@@ -15,13 +15,22 @@ def positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
-def nonnegative_int(name: str, value: Any) -> int:
-    """``value`` as an int >= 0."""
+def seed(name: str, value: Any) -> int | None:
+    """``value`` as a non-negative int seed, or None; a TypeError/ValueError naming ``name``."""
+    if value is None:
+        return None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be a non-negative integer, got {value!r}")
+        raise TypeError(f"{name} must be a non-negative int or None, got {value!r}")
     if value < 0:
-        raise ValueError(f"{name} must be a non-negative integer, got {value!r}")
+        raise ValueError(f"{name} must be a non-negative int or None, got {value!r}")
     return int(value)
+
+
+def flag(name: str, value: Any) -> bool:
+    """``value`` if it is True or False, else a TypeError naming ``name``."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
 
 
 def real(

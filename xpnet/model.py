@@ -1,4 +1,11 @@
-"""Sequential: a stack of layers with fit / evaluate / predict / save."""
+"""Sequential: a stack of layers with fit / evaluate / predict / save.
+
+``Sequential`` knows layers, losses and optimizers only through their interfaces
+(:class:`~xpnet.layers.Layer`, :class:`~xpnet.losses.Loss`, :class:`~xpnet.optim.Optimizer`):
+shapes come from ``input_shape``/``output_shape``, names from ``describe``, probabilities and
+classes from the loss, and the training step walks the plan its backend builds (the layers one
+by one, or fused steps on CuPy: :mod:`xpnet.fusion`).
+"""
 
 from __future__ import annotations
 
@@ -8,52 +15,42 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, get_backend, keep_threshold
-from .layers.activations import ReLU, sigmoid
-from .layers.base import Layer
-from .layers.dense import Dense
-from .layers.dropout import Dropout
-from .layers.softmax import softmax
-from .losses.base import Loss
-from .losses.binary_cross_entropy import BinaryCrossEntropy
-from .losses.softmax_cross_entropy import SoftmaxCrossEntropy
+from . import serialization
+from ._checks import seed as check_seed
+from .backends import Array, Backend, get_backend
+from .layers.base import Layer, Shape, Stochastic, format_shape, shapes_agree
+from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
+from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
+from .training import fit as _fit
+
+__all__ = ["History", "Sequential"]
 
 
-class History:
-    """Per-epoch metrics recorded by ``fit``: ``history.history["loss"][epoch]`` and so on."""
-
-    def __init__(self, data: dict[str, list[float]] | None = None) -> None:
-        self.history: dict[str, list[float]] = {k: list(v) for k, v in (data or {}).items()}
-
-    def append(self, **metrics: float) -> None:
-        for key, value in metrics.items():
-            self.history.setdefault(key, []).append(float(value))
-
-    @property
-    def epochs(self) -> int:
-        return len(self.history.get("loss", []))
-
-    def __getitem__(self, key: str) -> list[float]:
-        return self.history[key]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.history
-
-    def to_dict(self) -> dict[str, list[float]]:
-        return {k: list(v) for k, v in self.history.items()}
-
-    def __repr__(self) -> str:
-        return f"History(epochs={self.epochs}, keys={sorted(self.history)})"
+def _common_dtype(layers: Sequence[Layer]) -> str | None:
+    """The dtype every layer holding arrays has, None if none holds any; a mix is an error."""
+    seen: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        if layer.params or layer.buffers:
+            seen.setdefault(layer.backend.dtype_name, i)
+    if len(seen) > 1:
+        (a, i), (b, j) = sorted(seen.items(), key=lambda kv: kv[1])[:2]
+        raise ValueError(
+            f"layers hold a mix of dtypes: layers[{i}] is {a} and layers[{j}] is {b}; pass "
+            "dtype='float32' or dtype='float64' to convert them all"
+        )
+    return next(iter(seen), None)
 
 
 class Sequential(Layer):
     """Layers applied in order: ``y = layer_n(... layer_1(x))``; backward runs them in reverse.
 
-    ``backend`` (``"numpy"``, ``"cupy"``, ``"auto"``, a module or a Backend) and ``dtype``
-    (float32 by default) say where the model lives. ``seed`` re-draws every layer's initial
-    weights from one host generator, in order, and seeds the dropout masks, so one seed gives
-    the same model on every backend. ``params``/``grads`` are flat dicts keyed ``"i.W"``.
+    ``backend`` (``"numpy"``, ``"cupy"``, ``"auto"``, a module or a Backend) and ``dtype`` say
+    where the model lives; ``dtype=None`` keeps the layers' own dtype (float32 unless they were
+    made otherwise; a mix is an error) or the dtype of a Backend passed in. ``seed`` re-draws
+    every layer's initial weights from one host generator, in order, and seeds the dropout
+    masks, so one seed gives the same model on every backend. ``params``/``grads`` are flat
+    dicts keyed ``"i.W"``.
     """
 
     def __init__(
@@ -70,23 +67,22 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
                 raise TypeError(f"layers[{i}] must be an xpnet layer, got {layer!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        self.seed = check_seed("seed", seed)
         for i, layer in enumerate(layers):
             for j in range(i):
                 if layers[j] is layer:  # one layer twice would overwrite what backward needs
                     raise ValueError(f"layers[{i}] is the same object as layers[{j}]")
+        if dtype is None and not isinstance(backend, Backend):
+            dtype = _common_dtype(layers)
         self.layers: list[Layer] = list(layers)
-        self.seed = None if seed is None else int(seed)
         self.loss: Loss | None = None
         self.optimizer: Optimizer | None = None
         self.history = History()
         #: training progress saved in checkpoints (see xpnet.training); None when not training
         self.progress: dict[str, Any] | None = None
+        self._plan: tuple[Any, list[Any]] | None = None
         self._name_layers()
-        self._check_widths()
+        self._check_shapes()
         if self.seed is not None:
             self.reset_parameters_from_seed(self.seed)
         self.backend = self.layers[0].backend if self.layers else get_backend("numpy")
@@ -95,35 +91,70 @@ class Sequential(Layer):
     # ------------------------------------------------------------------------- structure
     def _name_layers(self) -> None:
         for i, layer in enumerate(self.layers):
-            if isinstance(layer, Dense):
-                layer.name = f"layer {i} (Dense {layer.in_features} -> {layer.out_features})"
-            else:
-                layer.name = f"layer {i} ({type(layer).__name__})"
+            layer.name = f"layer {i} ({layer.describe()})"
 
-    def _check_widths(self) -> None:
-        width: int | None = None
+    def _check_shapes(self) -> None:
+        shape = self.input_shape
         for layer in self.layers:
-            if isinstance(layer, Dense) and width is not None and layer.in_features != width:
+            required = layer.input_shape
+            if required is not None and shape is not None and not shapes_agree(required, shape):
+                got = f"{shape[0]} features" if len(shape) == 1 else f"shape {format_shape(shape)}"
                 raise ValueError(
-                    f"{layer.name}: in_features={layer.in_features} does not match the "
-                    f"{width} features produced by the layers before it"
+                    f"{layer.name}: {layer.describe_input()} does not match the {got} produced "
+                    "by the layers before it"
                 )
-            width = layer.output_features(width)
+            shape = layer.output_shape(shape if shape is not None else required)
+
+    @property
+    def input_shape(self) -> Shape | None:
+        """The per-sample input shape the first layer that requires one asks for, when every
+        layer before it keeps its input's shape (None if no layer says)."""
+        for i, layer in enumerate(self.layers):
+            required = layer.input_shape
+            if required is not None:
+                before = self.layers[:i]
+                return required if all(p.output_shape(required) == required for p in before) \
+                    else None
+        return None
+
+    def output_shape(self, input_shape: Shape | None) -> Shape | None:
+        shape = input_shape if input_shape is not None else self.input_shape
+        for layer in self.layers:
+            shape = layer.output_shape(shape)
+        return shape
 
     @property
     def in_features(self) -> int | None:
-        """Input width the first Dense layer expects (None if there is none)."""
-        for layer in self.layers:
-            if isinstance(layer, Dense):
-                return layer.in_features
-        return None
+        """Input width, for a model taking flat rows (None otherwise)."""
+        shape = self.input_shape
+        return shape[0] if shape is not None and len(shape) == 1 else None
 
     @property
     def out_features(self) -> int | None:
-        width: int | None = None
+        """Output width (None when unknown or not flat)."""
+        shape = self.output_shape(None)
+        return shape[0] if shape is not None and len(shape) == 1 else None
+
+    def describe(self) -> str:
+        return f"Sequential of {len(self.layers)} layers"
+
+    def summary(self) -> str:
+        """A table of the layers: name, output shape and parameter count, with the totals."""
+        rows = [("layer", "output shape", "params")]
+        shape = self.input_shape
+        total = 0
         for layer in self.layers:
-            width = layer.output_features(width)
-        return width
+            shape = layer.output_shape(shape)
+            count = sum(int(np.prod(p.shape)) for p in layer.params.values())
+            total += count
+            rows.append((layer.name, format_shape(shape), f"{count:,}"))
+        widths = [max(len(r[k]) for r in rows) for k in range(3)]
+        lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}" for a, b, c in rows]
+        rule = "-" * len(lines[0])
+        be = self.backend
+        return "\n".join([lines[0], rule, *lines[1:], rule,
+                          f"{total:,} parameters ({be.name}, {be.dtype_name}); input "
+                          f"{format_shape(self.input_shape)}"])
 
     def reset_parameters_from_seed(self, seed: int) -> None:
         """Draw all initial weights from ``default_rng(seed)`` in layer order; seed dropout."""
@@ -136,9 +167,9 @@ class Sequential(Layer):
     def reseed_dropout(self, seed: int | np.random.SeedSequence) -> None:
         """Give every stochastic layer its own stream spawned from ``seed``."""
         ss = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-        stochastic = [layer for layer in self.layers if layer.stochastic]
+        stochastic = [layer for layer in self.layers if isinstance(layer, Stochastic)]
         for layer, child in zip(stochastic, ss.spawn(len(stochastic)), strict=True):
-            layer.reseed(child)  # type: ignore[attr-defined]
+            layer.reseed(child)
 
     def to(self, backend: Any, dtype: str | None = None) -> Sequential:
         """Move every layer, the loss and the optimizer state to ``backend``/``dtype``."""
@@ -151,6 +182,15 @@ class Sequential(Layer):
             self.optimizer.to(new)
         self.backend = new
         return self
+
+    @property
+    def plan(self) -> list[Any]:
+        """The steps of a training forward/backward: built by the backend (``Backend.plan``)
+        once per backend and list of layers."""
+        key = (self.backend, tuple(id(layer) for layer in self.layers))
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, self.backend.plan(self.layers))
+        return self._plan[1]
 
     @property
     def params(self) -> dict[str, Array]:  # type: ignore[override]
@@ -189,78 +229,31 @@ class Sequential(Layer):
 
     # ------------------------------------------------------------------ forward / backward
     def forward(self, x: Array, training: bool = False) -> Array:
-        """Apply the layers in order. In training on a fused backend (CuPy), each
-        ``Dense -> ReLU [-> Dropout]`` run is one kernel after the matmul (see
-        :meth:`_forward_fused`)."""
-        if training and self.backend.fused:
-            return self._forward_fused(x)
-        for layer in self.layers:
-            x = layer.forward(x, training=training)
-        return x
-
-    def _forward_fused(self, x: Array) -> Array:
-        """Training forward with ``Dense -> ReLU [-> Dropout]`` fused after the matmul.
-
-        Each layer of a fused run is left holding exactly what its own ``forward`` would have
-        saved (Dense ``x``, ReLU ``y``, Dropout ``mask``, the mask drawn from the same
-        generator state), so every ``backward`` works unchanged.
-        """
-        be, layers = self.backend, self.layers
-        i, n = 0, len(layers)
-        while i < n:
-            layer = layers[i]
-            relu = layers[i + 1] if i + 1 < n else None
-            if type(layer) is Dense and layer.bias and type(relu) is ReLU:
-                z = layer.linear(x)
-                drop = layers[i + 2] if i + 2 < n else None
-                if type(drop) is Dropout and _fusable_dropout(drop):
-                    relu.y, drop.mask, x = be.bias_relu_dropout(
-                        z, layer.params["b"], drop.gen, 1.0 - drop.p
-                    )
-                    i += 3
-                else:
-                    x = relu.y = be.bias_relu(z, layer.params["b"])
-                    i += 2
-                continue
-            x = layer.forward(x, training=True)
-            i += 1
+        """Apply the layers in order; in training, the steps of :attr:`plan` (which on a fused
+        backend run several layers as one kernel, leaving each what its own forward saves)."""
+        for step in self.plan if training else self.layers:
+            x = step.forward(x, training=training)
         return x
 
     def backward(self, dy: Array, need_dx: bool = True) -> Array | None:
-        """Backpropagate ``dy`` through every layer; with ``need_dx=False`` a first Dense layer
-        fills its parameter gradients only (``dx`` of the data is never needed in training).
-        On a fused backend a ``ReLU -> Dropout`` pair runs as one kernel."""
-        layers = self.layers
-        first = 0
-        if not need_dx and layers and isinstance(layers[0], Dense):
-            first = 1
-        fused = self.backend.fused
-        i = len(layers) - 1
-        while i >= first:
-            layer = layers[i]
-            pair = _relu_dropout_state(layers[i - 1], layer) if fused and i > first else None
-            if pair is not None:
-                dy = self.backend.dropout_relu_backward(dy, pair[1], pair[0])
-                i -= 2
-                continue
-            dy = layer.backward(dy)
-            i -= 1
-        if first:
-            layers[0].backward_params(dy)  # type: ignore[attr-defined]
-            return None
-        return dy
+        """Backpropagate ``dy`` through every step in reverse; with ``need_dx=False`` the first
+        one fills its parameter gradients only (``dx`` of the data is never needed in training)
+        and None is returned."""
+        steps = self.plan
+        for i in range(len(steps) - 1, 0, -1):
+            dy = steps[i].backward(dy)
+        if not steps:
+            return dy if need_dx else None
+        if need_dx:
+            return steps[0].backward(dy)
+        steps[0].backward_params(dy)
+        return None
 
     # --------------------------------------------------------------------------- training
     def compile(self, loss: Loss | str, optimizer: Optimizer | None = None) -> Sequential:
         """Attach the loss and optimizer ``fit`` uses (moved to the model's backend)."""
         if isinstance(loss, str):
-            from .losses import LOSS_TYPES
-
-            names = {"softmax_cross_entropy": "SoftmaxCrossEntropy", "mse": "MSE",
-                     "binary_cross_entropy": "BinaryCrossEntropy"}
-            if loss not in names:
-                raise ValueError(f"loss must be a Loss or one of {sorted(names)}, got {loss!r}")
-            loss = LOSS_TYPES[names[loss]]()
+            loss = loss_from_name(loss)
         if not isinstance(loss, Loss):
             raise TypeError(f"loss must be an xpnet.losses.Loss, got {loss!r}")
         if optimizer is not None and not isinstance(optimizer, Optimizer):
@@ -287,21 +280,18 @@ class Sequential(Layer):
         clip_norm: float | None = None,
         sync_every: int | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        callbacks: list[Callback] | None = None,
     ) -> History:
         """Train with minibatch gradient descent; see :func:`xpnet.training.fit`."""
-        from .training import fit
-
-        return fit(
+        return _fit(
             self, X, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
             shuffle=shuffle, seed=seed, verbose=verbose, checkpoint=checkpoint, every=every,
             resume=resume, on_nonfinite=on_nonfinite, clip_norm=clip_norm,
-            sync_every=sync_every, on_epoch_end=on_epoch_end,
+            sync_every=sync_every, on_epoch_end=on_epoch_end, callbacks=callbacks,
         )
 
     # -------------------------------------------------------------------------- inference
     def _outputs(self, X: Any, batch_size: int) -> Array:
-        from .training import check_batch_size, prepare_inputs
-
         check_batch_size(batch_size)
         Xd = prepare_inputs(self, X)
         n = int(Xd.shape[0])
@@ -315,35 +305,33 @@ class Sequential(Layer):
         return outs[0] if len(outs) == 1 else concat(outs, axis=0)
 
     def predict_proba(self, X: Any, batch_size: int = 1024) -> np.ndarray:
-        """Class probabilities as a host array: softmax of the outputs for a softmax
-        cross-entropy model, sigmoid for binary cross-entropy on logits, raw outputs otherwise.
-        Shapes: X (N, in_features) -> (N, out_features)."""
+        """Class probabilities as a host array, as the loss reads the outputs: softmax for
+        softmax cross-entropy, sigmoid for binary cross-entropy on logits, the outputs
+        otherwise. Shapes: X (N, *input_shape) -> (N, out_features)."""
         out = self._outputs(X, batch_size)
-        if isinstance(self.loss, SoftmaxCrossEntropy):
-            out = softmax(self.xp, out)
-        elif isinstance(self.loss, BinaryCrossEntropy) and self.loss.from_logits:
-            out = sigmoid(self.xp, out)
+        if self.loss is not None:
+            out = self.loss.probabilities(out)
         return self.backend.to_host(out)
 
     def predict(self, X: Any, batch_size: int = 1024) -> np.ndarray:
         """Predicted classes as a host int64 array (N,): argmax over outputs, or for a single
         output, 1 where it exceeds 0.5 (probabilities) or 0 (logits)."""
         out = self.backend.to_host(self._outputs(X, batch_size))
-        if out.ndim == 2 and out.shape[1] > 1:
-            return np.argmax(out, axis=1).astype(np.int64)
-        logits = isinstance(self.loss, BinaryCrossEntropy) and self.loss.from_logits
-        return (out.reshape(-1) > (0.0 if logits else 0.5)).astype(np.int64)
+        return (self.loss or Loss()).classes(out)
 
     def evaluate(self, X: Any, y: Any, batch_size: int = 1024) -> dict[str, float]:
         """Mean loss (and accuracy, for classifiers) over ``(X, y)`` at inference."""
-        from .training import check_batch_size, prepare_inputs, prepare_targets
-
         if self.loss is None:
             raise RuntimeError("evaluate needs a loss: call model.compile(loss, optimizer) first")
         check_batch_size(batch_size)
         Xd = prepare_inputs(self, X)
-        yd = prepare_targets(self, y, Xd.shape[0])
-        n = Xd.shape[0]
+        return self.evaluate_prepared(Xd, prepare_targets(self, y, Xd.shape[0]), batch_size)
+
+    def evaluate_prepared(self, Xd: Array, yd: Array, batch_size: int = 1024) -> dict[str, float]:
+        """:meth:`evaluate` on data already checked and moved by ``prepare_inputs`` /
+        ``prepare_targets`` (``fit`` evaluates its validation data so at each epoch end)."""
+        assert self.loss is not None
+        n = int(Xd.shape[0])
         loss_sum = acc_sum = None
         for i in range(0, n, batch_size):
             j = min(i + batch_size, n)
@@ -367,23 +355,23 @@ class Sequential(Layer):
     def save(self, path: str | Path) -> Path:
         """Write architecture, weights, optimizer state and progress to one ``.npz`` file,
         atomically; see :func:`xpnet.serialization.save`."""
-        from .serialization import save
+        return serialization.save(self, path)
 
-        return save(self, path)
+    @classmethod
+    def from_parts(cls, parts: serialization.ModelParts) -> Sequential:
+        """A NumPy model from what :func:`xpnet.serialization.read_model` rebuilt."""
+        model = cls(parts.layers, backend="numpy", dtype=parts.dtype)
+        for i, layer in enumerate(model.layers):
+            for key in layer.params:
+                layer.params[key] = parts.arrays[f"param/{i}/{key}"].copy()
+            for key in layer.buffers:
+                layer.buffers[key] = parts.arrays[f"buffer/{i}/{key}"].copy()
+        model.seed = parts.seed
+        if parts.loss is not None:
+            model.compile(parts.loss, parts.optimizer)
+        model.progress = parts.progress
+        model.history = History(parts.history)
+        return model
 
 
-def _fusable_dropout(drop: Dropout) -> bool:
-    """Whether ``drop`` can be fused after a ReLU: active, drawing masks from a key."""
-    return drop.p > 0.0 and drop.gen.draws_keys and keep_threshold(1.0 - drop.p) <= 0xFFFF
-
-
-def _relu_dropout_state(relu: Layer, drop: Layer) -> tuple[Array, Array] | None:
-    """``(ReLU's y, Dropout's mask)`` when a ``ReLU -> Dropout`` pair saved both, so that its
-    backward can run as one kernel; else None."""
-    if not (isinstance(relu, ReLU) and isinstance(drop, Dropout)):
-        return None
-    if type(relu) is not ReLU or type(drop) is not Dropout:  # subclasses may differ
-        return None
-    if relu.y is None or drop.mask is None:
-        return None
-    return relu.y, drop.mask
+serialization.register_model(Sequential)

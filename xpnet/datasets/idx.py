@@ -123,7 +123,10 @@ def _parse_stream(stream: io.BufferedIOBase, name: str) -> np.ndarray:
             f"{name}: {extra} unexpected bytes after the {shape} = {expected} bytes of "
             f"{type_name} data the header announces"
         )
-    array = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    try:
+        array = np.frombuffer(payload, dtype=dtype).reshape(dims)
+    except ValueError:  # e.g. 0 x 768 x 2**29: no data, but a shape NumPy cannot represent
+        raise DatasetError(f"{name}: header says {shape}, a shape NumPy cannot hold") from None
     if dtype.itemsize == 1:
         return array.copy()
     return array.astype(dtype.newbyteorder("="))

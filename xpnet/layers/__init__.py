@@ -1,7 +1,8 @@
 """Layers: ``forward(x, training=False) -> y``, ``backward(dy) -> dx``, ``params``/``grads``."""
 
+from . import fusions
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
-from .base import LAYER_TYPES, Layer
+from .base import LAYER_TYPES, Layer, Stochastic
 from .dense import Dense
 from .dropout import Dropout
 from .softmax import Softmax
@@ -15,5 +16,7 @@ __all__ = [
     "ReLU",
     "Sigmoid",
     "Softmax",
+    "Stochastic",
     "Tanh",
+    "fusions",
 ]

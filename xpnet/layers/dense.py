@@ -7,9 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import one_of, positive_int
-from ..backend import Array, get_backend
-from .base import Layer
+from .._checks import flag, one_of, positive_int
+from ..backends import Array, get_backend
+from .base import Layer, Shape
 
 INITS = ("he_normal", "glorot_uniform", "uniform", "normal")
 _ALIASES = {"he": "he_normal", "glorot": "glorot_uniform", "xavier": "glorot_uniform"}
@@ -75,9 +75,7 @@ class Dense(Layer):
         super().__init__()
         self.in_features = positive_int("in_features", in_features)
         self.out_features = positive_int("out_features", out_features)
-        if not isinstance(bias, bool):
-            raise TypeError(f"bias must be True or False, got {bias!r}")
-        self.bias = bias
+        self.bias = flag("bias", bias)
         if not isinstance(init, str):
             raise TypeError(f"init must be one of {INITS}, got {init!r}")
         self.init = one_of("init", _ALIASES.get(init, init), INITS)
@@ -130,7 +128,7 @@ class Dense(Layer):
         return dy @ self.params["W"].T
 
     def backward_params(self, dy: Array) -> None:
-        """Fill ``grads`` only: for a first layer, whose ``dx`` nobody needs."""
+        """Fill ``grads`` only (no ``dx``: one matmul fewer), for a first layer."""
         if self.x is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
         # Written in place: optimizers and tools may hold references to the grad arrays.
@@ -147,5 +145,24 @@ class Dense(Layer):
             "init": self.init,
         }
 
-    def output_features(self, in_features: int | None) -> int | None:
-        return self.out_features
+    @classmethod
+    def param_shapes_for(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+        n_in = positive_int("in_features", config.get("in_features"))
+        n_out = positive_int("out_features", config.get("out_features"))
+        shapes: dict[str, tuple[int, ...]] = {"W": (n_in, n_out)}
+        if config.get("bias", True):
+            shapes["b"] = (n_out,)
+        return shapes
+
+    @property
+    def input_shape(self) -> Shape:
+        return (self.in_features,)
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return (self.out_features,)
+
+    def describe(self) -> str:
+        return f"Dense {self.in_features} -> {self.out_features}"
+
+    def describe_input(self) -> str:
+        return f"in_features={self.in_features}"

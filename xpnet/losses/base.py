@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import Array, Backend, get_backend
+import numpy as np
+
+from ..backends import Array, Backend, get_backend
 
 LOSS_TYPES: dict[str, type[Loss]] = {}
 
@@ -45,6 +47,19 @@ class Loss:
     def accuracy(self, pred: Array, target: Array) -> Array | None:
         """Fraction of correct predictions as a 0-d array, or None where it means nothing."""
         return None
+
+    def probabilities(self, out: Array) -> Array:
+        """What the model's outputs mean as probabilities (``predict_proba``): the outputs
+        themselves here; softmax or sigmoid for losses fused with one. Shapes: (N, K) -> (N, K).
+        """
+        return out
+
+    def classes(self, out: np.ndarray) -> np.ndarray:
+        """Predicted classes (host int64, (N,)) from host outputs (N, K): the argmax over K > 1
+        outputs, else 1 where the single output exceeds 0.5 (a probability)."""
+        if out.ndim == 2 and out.shape[1] > 1:
+            return np.argmax(out, axis=1).astype(np.int64)
+        return (out.reshape(-1) > 0.5).astype(np.int64)
 
     def check_target(self, pred_shape: tuple[int, ...], target: Any) -> None:
         """Raise a clear error if ``target`` can't go with predictions of ``pred_shape``.

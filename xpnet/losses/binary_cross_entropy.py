@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import real
-from ..backend import Array
+from ..backends import Array
 from ..layers.activations import sigmoid
 from .base import Loss, same_shape
 
@@ -78,6 +78,14 @@ class BinaryCrossEntropy(Loss):
             return (sigmoid(self.xp, pred) - t) * scale
         p = self._clip(pred)
         return (p - t) / (p * (1.0 - p)) * scale
+
+    def probabilities(self, out: Array) -> Array:
+        return sigmoid(self.xp, out) if self.from_logits else out
+
+    def classes(self, out: np.ndarray) -> np.ndarray:
+        if out.ndim == 2 and out.shape[1] > 1:
+            return super().classes(out)
+        return (out.reshape(-1) > (0.0 if self.from_logits else 0.5)).astype(np.int64)
 
     def accuracy(self, pred: Array, target: Array) -> Array:
         xp = self.xp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import Array
+from ..backends import Array
 from .base import Loss, same_shape
 
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Array, Backend
+from ..backends import Array, Backend
+from ..layers.softmax import softmax
 from .base import Loss, same_shape
 
 
@@ -74,8 +75,9 @@ class SoftmaxCrossEntropy(Loss):
         if check:
             self.check_target(tuple(pred.shape), target)
         self.dz = self.fused_accuracy = None
-        if target.ndim == 1 and self.backend.fused:
-            # One kernel: loss, gradient and accuracy (CuPy); the same rule as below.
+        if target.ndim == 1:
+            # One kernel where the backend has one (fused CuPy): loss, gradient and accuracy by
+            # the same rule as below.
             fused = self.backend.softmax_xent(pred, target)
             if fused is not None:
                 loss, self.dz, acc = fused
@@ -105,6 +107,9 @@ class SoftmaxCrossEntropy(Loss):
             # wherever two logits tie). One-hot rows from labels sum to 1 exactly.
             per_row = per_row + m[:, 0] * (1.0 - xp.sum(t, axis=1))
         return self.backend.mean(per_row)
+
+    def probabilities(self, out: Array) -> Array:
+        return softmax(self.xp, out)
 
     def backward(self) -> Array:
         if self.dz is not None:

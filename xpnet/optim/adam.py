@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._checks import real
-from ..backend import Array
+from ..backends import Array
 from .base import Optimizer, ParamGrad
 from .schedules import Schedule
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .._checks import real
-from ..backend import Array, Backend, get_backend
+from ..backends import Array, Backend, get_backend
 from .schedules import Constant, Schedule
 
 OPTIMIZER_TYPES: dict[str, type[Optimizer]] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .._checks import real
-from ..backend import Array
+from ..backends import Array
 from .base import Optimizer
 from .schedules import Schedule
 

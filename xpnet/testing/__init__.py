@@ -15,10 +15,17 @@ modules above that use them.
 
 from ._runner import FixedDraws, register_kink
 from .agree import AgreementResult, assert_backends_agree
-from .backends import BackendCase, available_backends, backend_cases, strict_backend
+from .backends import (
+    BackendCase,
+    GenericNumpy,
+    available_backends,
+    backend_cases,
+    strict_backend,
+)
 from .gradcheck import TOLERANCES, GradCheckResult, TensorCheck, check_gradients
 
 __all__ = [
+    "GenericNumpy",
     "TOLERANCES",
     "AgreementResult",
     "BackendCase",

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Array, Backend, DeviceGenerator, get_backend
+from ..backends import Array, Backend, DeviceGenerator, get_backend
 from ..layers.activations import LeakyReLU, ReLU
-from ..layers.base import Layer
+from ..layers.base import Layer, Stochastic
 from ..losses.base import Loss
 from ..model import Sequential
 
@@ -113,6 +113,7 @@ def clone_layer(
             new_seq.backend = backend
             new_seq.loss = None
             new_seq.optimizer = None
+            new_seq._plan = None  # the plan belongs to the original layers
             return new_seq
         new = copy.copy(src)
         new.params = dict(src.params)
@@ -125,14 +126,15 @@ def clone_layer(
             new.params[key] = backend.asarray(host, dtype=backend.dtype)
             new.grads[key] = backend.zeros(tuple(host.shape))
         if src.stochastic:
-            if not isinstance(getattr(new, "gen", None), DeviceGenerator):
+            if not isinstance(new, Stochastic) or not isinstance(new.gen, DeviceGenerator):
                 raise TypeError(
-                    f"{src.name}: a stochastic layer must draw from a DeviceGenerator in `.gen` "
-                    "so that its randomness can be held fixed"
+                    f"{src.name}: a stochastic layer must subclass xpnet.layers.Stochastic and "
+                    "draw from the DeviceGenerator in `.gen`, so that its randomness can be held "
+                    "fixed"
                 )
             i = counter[0]
             counter[0] += 1
-            new.gen = FixedDraws(backend, draws.setdefault(i, {}), seed=1000 + i)  # type: ignore[attr-defined]
+            new.gen = FixedDraws(backend, draws.setdefault(i, {}), seed=1000 + i)
         return new
 
     return clone(layer)

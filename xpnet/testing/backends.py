@@ -11,10 +11,34 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ..backend import Backend, cuda_available, get_backend
+import numpy as np
+
+from ..backends import Backend, cuda_available, get_backend
+from ..fusion import plan_fusions
 
 STRICT_DEVICE = "device1"
+
+
+class GenericNumpy(Backend):
+    """The generic array-API :class:`~xpnet.backends.Backend` run by NumPy itself (not the
+    :class:`~xpnet.backends.NumpyBackend` that ``get_backend("numpy")`` gives), to test fast
+    paths against. With ``fused=True`` its training plan runs the fusion rules, as CuPy's does,
+    through the generic operations: a CPU stand-in for the fused GPU path."""
+
+    def __init__(self, dtype: str = "float32", fused: bool = False) -> None:
+        super().__init__(np, dtype)
+        self.fused = fused
+
+    def options(self) -> tuple[bool]:
+        return (self.fused,)
+
+    def plan(self, layers: Sequence[Any]) -> list[Any]:
+        return plan_fusions(layers) if self.fused else list(layers)
+
+    def to_host(self, x: object) -> np.ndarray:
+        return np.asarray(x)  # NumPy reductions return scalars, which have no __dlpack__
 
 
 @dataclass(frozen=True)

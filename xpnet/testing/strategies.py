@@ -26,7 +26,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the test
         "(or pip install hypothesis)"
     ) from exc
 
-from ..backend import Array, Backend, get_backend
+from ..backends import Array, Backend, get_backend
 from ..layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
 from ..layers.base import Layer
 from ..losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy

@@ -1,6 +1,6 @@
-"""CUDA C sources of the fused kernels behind :class:`~xpnet.backend.CupyBackend`.
+"""CUDA C sources of the fused kernels behind :class:`~xpnet.backends.cupy.CupyBackend`.
 
-Only text lives here: :mod:`xpnet.backend` (the one module that knows CuPy) compiles these
+Only text lives here: :mod:`xpnet.backends.cupy` (the one module that knows CuPy) compiles these
 with ``cupy.ElementwiseKernel`` / ``cupy.RawKernel`` on first use. Each kernel replaces several
 launches of the plain path with one, because a training step at batch 256 is bound by the
 cost of launching kernels from Python, not by the GPU's arithmetic. Every kernel has a plain
