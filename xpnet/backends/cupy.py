@@ -57,6 +57,25 @@ def cuda_available() -> bool:
     return True
 
 
+def nccl_module(backend: Backend) -> ModuleType:
+    """CuPy's NCCL bindings (``cupy.cuda.nccl``) for a CuPy ``backend`` (xpnet.distributed).
+
+    A BackendError says why when there are none: not a CuPy backend, or a CuPy without NCCL.
+    """
+    if backend.name != "cupy":
+        raise BackendError(f"NCCL runs on CuPy arrays: it needs a CuPy backend, got {backend!r}")
+    try:
+        nccl = importlib.import_module("cupy.cuda.nccl")
+    except ImportError as exc:
+        raise BackendError(f"CuPy's NCCL bindings cannot be imported ({exc})") from exc
+    if not getattr(nccl, "available", False):
+        raise BackendError(
+            "this CuPy was built without NCCL: install the NCCL wheel for your CUDA version "
+            "(`pip install nvidia-nccl-cu12`, or -cu13) or use the MPI communicator"
+        )
+    return nccl
+
+
 
 class CupyBackend(Backend):
     """CuPy on an NVIDIA GPU, normally made by :func:`get_backend` (which checks for a GPU).
