@@ -87,3 +87,55 @@ def finish(proc: subprocess.Popen[str], limit: float = JOB_LIMIT) -> tuple[int, 
 def run(n: int, args: list[str], limit: float = JOB_LIMIT) -> tuple[int, str, str]:
     """Run ``mpiexec -n n python ARGS`` to the end: ``(returncode, stdout, stderr)``."""
     return finish(launch(n, args), limit)
+
+
+class Job:
+    """A running ``mpiexec`` job whose output lines are collected as they come."""
+
+    def __init__(self, n: int, args: list[str]) -> None:
+        import threading
+
+        self.proc = launch(n, args)
+        self.lines: list[str] = []
+        self._seen = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            with self._seen:
+                self.lines.append(line.rstrip("\n"))
+                self._seen.notify_all()
+
+    def wait_for(self, text: str, limit: float = JOB_LIMIT) -> str:
+        """The first output line containing ``text`` (fail if none comes within ``limit`` s)."""
+        with self._seen:
+            found = self._seen.wait_for(
+                lambda: any(text in ln for ln in self.lines) or self.proc.poll() is not None,
+                timeout=limit,
+            )
+            hits = [ln for ln in self.lines if text in ln]
+        if not found or not hits:
+            self.kill()
+            printed = "\n".join(self.lines)
+            pytest.fail(f"no line with {text!r} from the job; it printed:\n{printed}")
+        return hits[0]
+
+    def finish(self, limit: float = JOB_LIMIT) -> tuple[int, str, str]:
+        """Wait for the end (at most ``limit`` s, else kill and fail): rc, stdout, stderr."""
+        try:
+            self.proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            printed = "\n".join(self.lines)
+            pytest.fail(f"the MPI job hung: still running after {limit} s\n{printed}")
+        self._reader.join(timeout=30)
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.returncode, "\n".join(self.lines), err
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, signal.SIGKILL)

@@ -18,6 +18,7 @@ import numpy as np
 from . import serialization
 from ._checks import seed as check_seed
 from .backends import Array, Backend, get_backend
+from .distributed import Communicator
 from .layers.base import Layer, Shape, Stochastic, format_shape, shapes_agree
 from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
@@ -281,13 +282,14 @@ class Sequential(Layer):
         sync_every: int | None = None,
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
         callbacks: list[Callback] | None = None,
+        comm: Communicator | None = None,
     ) -> History:
         """Train with minibatch gradient descent; see :func:`xpnet.training.fit`."""
         return _fit(
             self, X, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
             shuffle=shuffle, seed=seed, verbose=verbose, checkpoint=checkpoint, every=every,
             resume=resume, on_nonfinite=on_nonfinite, clip_norm=clip_norm,
-            sync_every=sync_every, on_epoch_end=on_epoch_end, callbacks=callbacks,
+            sync_every=sync_every, on_epoch_end=on_epoch_end, callbacks=callbacks, comm=comm,
         )
 
     # -------------------------------------------------------------------------- inference

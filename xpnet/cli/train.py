@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -136,6 +138,14 @@ def add_parser(sub: Any) -> None:
                    help="write a resumable checkpoint at each epoch end and on Ctrl-C")
     g.add_argument("--resume", action="store_true",
                    help="continue the run saved in --checkpoint (same data and batch size)")
+    g = t.add_argument_group("data-parallel training (needs xpnet[mpi])")
+    g.add_argument("--distributed", action="store_true",
+                   help="train on the processes an MPI launcher started, each taking its share "
+                   "of every batch: mpiexec -n 2 xpnet train --distributed ... (MPI; NCCL with "
+                   "--backend cupy, one GPU per process); only rank 0 prints and writes files")
+    g.add_argument("--comm-timeout", type=positive_float, metavar="S", default=300.0,
+                   help="seconds a process waits for the others in a collective before the job "
+                   "is aborted (default: 300)")
     t.set_defaults(func=run)
 
 
@@ -181,13 +191,50 @@ def _describe_optimizer(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``xpnet train``: load the data, build (or resume) the model, train, report, save."""
-    from ..datasets import preprocess
-
+    """``xpnet train``, on this process or (``--distributed``) on every rank of an MPI job."""
     if args.resume and args.checkpoint is None:
         raise CLIError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
     check_plot_available(args.plot)
+    comm = _communicator(args)
+    if not comm.is_root:  # one report, rank 0's; errors still come from every rank
+        sys.stdout = open(os.devnull, "w")  # for the rest of the process
+    from ..distributed import DistributedError
+
+    try:
+        return _train(args, comm)
+    except KeyboardInterrupt:
+        raise  # a signal stops every rank at the same step: each exits by itself
+    except BaseException as exc:
+        comm.fail()  # the others are waiting for this rank: end the job when it exits
+        if isinstance(exc, DistributedError):
+            raise CLIError(str(exc)) from None
+        raise
+
+
+def _communicator(args: argparse.Namespace) -> Any:
+    """MPI's communicator with ``--distributed`` (the single process otherwise)."""
+    from ..distributed import DistributedError, SingleProcess, get_communicator
+
+    if not args.distributed:
+        return SingleProcess()
+    try:
+        return get_communicator("mpi", timeout=args.comm_timeout)
+    except DistributedError as exc:
+        raise CLIError(f"--distributed: {exc}") from None
+
+
+def _train(args: argparse.Namespace, comm: Any) -> int:
+    """Load the data, build (or resume) the model, train, report, save (rank 0 writes)."""
+    from ..datasets import preprocess
+    from ..distributed import NCCLCommunicator
+
     backend = backend_for(args.backend, args.dtype)
+    if comm.size > 1 and backend.name == "cupy":
+        comm = NCCLCommunicator(backend, comm)  # before the model: it picks this rank's GPU
+        print(f"distributed: {comm.size} processes, NCCL on one GPU each", flush=True)
+    elif comm.size > 1:
+        print(f"distributed: {comm.size} processes (MPI); batch {args.batch_size} split "
+              f"between them", flush=True)
     Xtr_raw, ytr = load_split(args, "train")
     Xte_raw, yte = load_split(args, "test")
     Xtr, Xte = preprocess(Xtr_raw), preprocess(Xte_raw)
@@ -195,15 +242,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {args.dataset}: {len(ytr)} training / {len(yte)} held-out test {things}")
     model = _model(args, backend)
     start = time.perf_counter()
-    _fit(model, args, (Xtr, ytr), (Xte, yte))
+    _fit(model, args, (Xtr, ytr), (Xte, yte), comm)
     elapsed = time.perf_counter() - start
     pred = model.predict(Xte)
     acc = float(np.mean(pred == yte))
     print(f"trained {args.epochs} epochs in {elapsed:.1f}s")
     print(f"held-out accuracy: {acc:.4f} on {len(yte)} {things} ({args.dataset} test split)")
-    if args.save is not None:
+    if args.save is not None and comm.is_root:
         print(f"model saved to {model.save(args.save)}")
-    if args.plot is not None:
+    if args.plot is not None and comm.is_root:
         _plot(model, args, Xte_raw, yte, pred, acc)
     return 0
 
@@ -230,8 +277,8 @@ def _model(args: argparse.Namespace, backend: Any) -> Any:
     return model
 
 
-def _fit(model: Any, args: argparse.Namespace, train: tuple[Any, Any], test: tuple[Any, Any]
-         ) -> None:
+def _fit(model: Any, args: argparse.Namespace, train: tuple[Any, Any], test: tuple[Any, Any],
+         comm: Any) -> None:
     """Train, printing one line per epoch; Ctrl-C says what was saved and how to resume."""
     epochs = args.epochs
     progress = {"epoch": 0}
@@ -249,7 +296,7 @@ def _fit(model: Any, args: argparse.Namespace, train: tuple[Any, Any], test: tup
     try:
         model.fit(*train, epochs=epochs, batch_size=args.batch_size, validation_data=test,
                   seed=args.seed, verbose=False, checkpoint=args.checkpoint,
-                  resume=args.resume, on_epoch_end=report)
+                  resume=args.resume, on_epoch_end=report, comm=comm)
     except KeyboardInterrupt:
         where = f"during epoch {progress['epoch'] + 1}/{epochs}"
         if args.checkpoint is not None and args.checkpoint.exists():

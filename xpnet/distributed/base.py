@@ -113,6 +113,10 @@ class Communicator:
         """End every process of the job with exit status ``code``."""
         raise SystemExit(code)
 
+    def fail(self) -> None:
+        """Say this rank has failed: the job is aborted when this process exits, so the other
+        ranks do not wait for it until their timeout (nothing to do for one process)."""
+
     def check_root(self, root: Any) -> int:
         """``root`` as a rank of this job, or a TypeError/ValueError quoting it."""
         if isinstance(root, bool) or not isinstance(root, (int, np.integer)):

@@ -6,6 +6,7 @@ import atexit
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from types import ModuleType
 from typing import Any, NoReturn
@@ -59,6 +60,7 @@ class MPICommunicator(Communicator):
         self._local_rank: int | None = None
         #: the collective that timed out, once one has: the communicator is unusable then
         self.broken: str | None = None
+        self.failed = False  # see fail()
         self._buffers: dict[Any, Array] = {}
         if abort_on_error and self.size > 1:
             _install_abort_hooks(self)
@@ -124,9 +126,15 @@ class MPICommunicator(Communicator):
     def barrier(self) -> None:
         self._wait(self.comm.Ibarrier(), "barrier")
 
+    def fail(self) -> None:
+        self.failed = True
+
     def abort(self, code: int = 1) -> NoReturn:
         sys.stdout.flush()
         sys.stderr.flush()
+        # The launcher forwards our output through its own pipes and may end the job before
+        # it has passed on the last lines (the error saying why); give it a moment.
+        time.sleep(0.5)
         self.comm.Abort(int(code))
         # MPICH's MPI_Abort can return once it has asked the launcher to end the job; leave
         # at once, without Python's exit handlers (which could enter MPI again).
@@ -149,7 +157,8 @@ _HOOKED: list[MPICommunicator] = []
 
 
 def _install_abort_hooks(comm: MPICommunicator) -> None:
-    """Abort the job on an uncaught exception, and at exit after a collective timed out.
+    """Abort the job on an uncaught exception, and at exit after a collective timed out (or
+    :meth:`MPICommunicator.fail`).
 
     Without this a rank that dies of an exception leaves its peers waiting in their next
     collective, and an exit with a timed-out request pending can hang in ``MPI_Finalize``.
@@ -161,11 +170,14 @@ def _install_abort_hooks(comm: MPICommunicator) -> None:
     previous = sys.excepthook
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        # The one line that says why first: a launcher ending the job can cut what follows.
+        print(f"xpnet: rank {comm.rank} of {comm.size} ends the job: {kind.__name__}: {value}",
+              file=sys.stderr, flush=True)
         previous(kind, value, tb)
         comm.abort(1)
 
     def at_exit() -> None:
-        if comm.broken is not None:
+        if comm.broken is not None or comm.failed:
             comm.abort(1)
 
     sys.excepthook = hook

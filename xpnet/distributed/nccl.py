@@ -18,8 +18,9 @@ from .mpi import MPICommunicator
 class NCCLCommunicator(Communicator):
     """NCCL's allreduce and broadcast on CuPy arrays; scalars, JSON and barriers go over MPI.
 
-    ``backend`` is the CuPy backend the model lives on, on this rank's GPU (choose it with
-    ``cupy.cuda.Device(comm.local_rank).use()`` before building the model); ``mpi`` carries
+    ``backend`` is the CuPy backend the model will live on: making the communicator selects
+    this rank's GPU (``local_rank`` modulo the GPUs on the host), so make it before the model
+    and its data. ``mpi`` carries
     NCCL's unique id from rank 0. NCCL runs on the current stream; an event recorded after
     each call is polled against ``timeout``, and a call that misses it aborts the NCCL
     communicator (``ncclCommAbort``) and raises :class:`CollectiveTimeout`.
@@ -33,6 +34,9 @@ class NCCLCommunicator(Communicator):
         self.rank, self.size = self.mpi.rank, self.mpi.size
         self.backend = backend
         self._nccl = nccl_module(backend)
+        # One GPU per rank, by its index on its host: arrays made from now on go there.
+        count = int(backend.xp.cuda.runtime.getDeviceCount())
+        backend.xp.cuda.Device(self.local_rank % count).use()
         uid = self.mpi.broadcast_json(list(self._nccl.get_unique_id()) if self.is_root else None)
         self.mpi.barrier()  # NCCL's set-up blocks with no deadline: enter it together
         self._comm = self._nccl.NcclCommunicator(self.size, tuple(uid), self.rank)

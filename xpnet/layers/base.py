@@ -3,6 +3,7 @@ used to load saved models."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -167,11 +168,23 @@ class Stochastic(Layer):
     """
 
     stochastic: ClassVar[bool] = True
+    #: ``(start, total)`` in data-parallel training: this forward's rows are rows
+    #: ``[start, start + n)`` of a global batch of ``total`` rows (set by ``fit(comm=...)``)
+    window: tuple[int, int] | None = None
 
     def __init__(self, seed: int | None = None) -> None:
         super().__init__()
         self.seed = check_seed("seed", seed)
         self.gen: DeviceGenerator = self.backend.generator(self.seed)
+
+    def draw(self, shape: tuple[int, ...], make: Callable[[tuple[int, ...]], Array]) -> Array:
+        """``make(shape)``: the random draws for a batch of ``shape``. Inside a :attr:`window`
+        they are drawn for the whole global batch and this forward's rows are kept, so a
+        global row gets the same draws however the batch is split between processes."""
+        if self.window is None:
+            return make(shape)
+        start, total = self.window
+        return make((total, *shape[1:]))[start : start + shape[0]]
 
     def reseed(self, seed: int | np.random.SeedSequence | None) -> None:
         """Restart the random stream from ``seed``."""

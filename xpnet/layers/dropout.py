@@ -28,7 +28,8 @@ class Dropout(Stochastic):
         if not training or self.p == 0.0:
             self.mask = None
             return x
-        self.mask = self.backend.dropout_mask(self.gen, tuple(x.shape), 1.0 - self.p)
+        keep, be = 1.0 - self.p, self.backend
+        self.mask = self.draw(tuple(x.shape), lambda shape: be.dropout_mask(self.gen, shape, keep))
         return x * self.mask
 
     def replay(self, x: Array) -> Array:

@@ -30,10 +30,11 @@ def _dense_relu_dropout_forward(layers: Sequence[Any], x: Array) -> Array:
     dense, relu, drop = layers
     be = dense.backend
     z = dense.linear(x)
-    if drop.p == 0.0:  # Dropout's own forward keeps no mask then
-        drop.mask = None
+    if drop.p == 0.0 or drop.window is not None:
+        # No mask to fuse (p == 0), or a data-parallel share of a global batch's mask: Dropout's
+        # own forward draws it.
         relu.y = be.bias_relu(z, dense.params["b"])
-        return relu.y
+        return drop.forward(relu.y, training=True)
     relu.y, drop.mask, y = be.bias_relu_dropout(z, dense.params["b"], drop.gen, 1.0 - drop.p)
     return y
 

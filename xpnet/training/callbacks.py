@@ -109,7 +109,8 @@ class ProgressBarCallback(Callback):
 
     def on_epoch_begin(self, epoch: int, state: TrainState) -> None:
         n = state.n_samples
-        self.bar = ProgressBar(n, f"epoch {epoch + 1}/{state.epochs}", enabled=self.enabled)
+        enabled = self.enabled if state.writes else False
+        self.bar = ProgressBar(n, f"epoch {epoch + 1}/{state.epochs}", enabled=enabled)
         self.bar.count = min(state.first_step * state.batch_size, n)
 
     def on_batch_end(self, state: TrainState) -> None:

@@ -145,7 +145,8 @@ class ModelCheckpoint(Callback):
 
     def _write(self, state: TrainState, progress: dict[str, Any]) -> None:
         state.model.progress = progress
-        state.model.save(self.path)
+        if state.writes:  # rank 0 of a data-parallel run; the others hold the same model
+            state.model.save(self.path)
 
     def on_batch_end(self, state: TrainState) -> None:
         last = state.step == state.steps_per_epoch - 1

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,9 +145,14 @@ class Batches:
     otherwise it is kept on the host and each batch is moved as it is used.
     """
 
-    def __init__(self, be: Backend, X: Array, y: Array, batch_size: int) -> None:
+    def __init__(
+        self, be: Backend, X: Array, y: Array, batch_size: int,
+        rows: Callable[[int, int], tuple[int, int]] | None = None,
+    ) -> None:
         self.be = be
         self.batch_size = batch_size
+        #: which rows of the global batch ``[lo, hi)`` this process takes (data-parallel)
+        self.rows = rows if rows is not None else _all_rows
         self.n = int(X.shape[0])
         self.on_device = be.is_host or be.fits_on_device(be.nbytes(X) + be.nbytes(y))
         self.X: Array = X if self.on_device else be.to_host(X)
@@ -164,7 +170,7 @@ class Batches:
     def get(self, step: int) -> tuple[np.ndarray, Array, Array]:
         """Batch ``step`` of the epoch: its row indices (host) and the rows of X and y."""
         be = self.be
-        lo, hi = step * self.batch_size, min((step + 1) * self.batch_size, self.n)
+        lo, hi = self.rows(step * self.batch_size, min((step + 1) * self.batch_size, self.n))
         idx = self.order[lo:hi]
         if not self.on_device:
             return idx, be.asarray(np.take(self.X, idx, axis=0)), be.asarray(
@@ -172,3 +178,7 @@ class Batches:
             )
         di = be.index_array(idx) if self._dev_order is None else self._dev_order[lo:hi]
         return idx, be.take_rows(self.X, di), be.take_rows(self.y, di)
+
+
+def _all_rows(lo: int, hi: int) -> tuple[int, int]:
+    return lo, hi

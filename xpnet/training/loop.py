@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .._checks import flag, one_of, positive_int, real
 from .._checks import seed as check_seed
 from ..backends import Array, Backend
+from ..distributed import Communicator
 from .callbacks import (
     Callback,
     CallbackList,
@@ -30,6 +31,7 @@ from .checkpoint import ModelCheckpoint, checkpoint_path, start_run
 from .history import History
 from .inputs import Batches, check_batch_size, prepare_inputs, prepare_targets, prepare_validation
 from .nonfinite import broken_weights, clip_gradients, finite_probe, step_failure
+from .parallel import DataParallel
 from .signals import SignalGuard, interrupted, interrupted_at_the_end
 from .state import TrainState
 
@@ -56,6 +58,7 @@ def fit(
     sync_every: int | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     callbacks: list[Callback] | None = None,
+    comm: Communicator | None = None,
 ) -> History:
     """Train ``model`` on ``(X, y)`` with minibatches; return its :class:`History`.
 
@@ -83,6 +86,8 @@ def fit(
       bar and the finiteness check; 1 on the CPU, where reading is free.
     * ``on_epoch_end(epoch, logs)`` and ``callbacks`` (a list of
       :class:`~xpnet.training.callbacks.Callback`, e.g. ``EarlyStopping``) hook into the loop.
+    * ``comm``: an :mod:`xpnet.distributed` communicator for data-parallel training (every
+      rank given the same arguments; see :mod:`~xpnet.training.parallel`). None: one process.
     """
     if model.loss is None or model.optimizer is None:
         raise RuntimeError("fit needs a loss and an optimizer: call model.compile(loss, optimizer)")
@@ -106,11 +111,13 @@ def fit(
     Xd = prepare_inputs(model, X)
     yd = prepare_targets(model, y, int(Xd.shape[0]))
     val = prepare_validation(model, validation_data)
+    parallel = DataParallel(comm)  # the other ranks of a data-parallel run, if any
     state = start_run(model, epochs=opts.epochs, n=int(Xd.shape[0]), batch_size=opts.batch_size,
                       shuffle=opts.shuffle, sync_every=opts.sync_every, seed=opts.seed,
                       resume=opts.resume)
     cbs = CallbackList([ProgressBarCallback(verbose), *extra])
-    _Run(model, state, Batches(model.backend, Xd, yd, opts.batch_size), cbs, opts, val).run()
+    batches = Batches(model.backend, Xd, yd, opts.batch_size, rows=parallel.rows)
+    _Run(model, state, batches, cbs, opts, val, parallel).run()
     return model.history
 
 
@@ -143,30 +150,37 @@ class _Run:
 
     def __init__(
         self, model: Sequential, state: TrainState, batches: Batches, cbs: CallbackList,
-        opts: _Options, val: tuple[Array, Array] | None,
+        opts: _Options, val: tuple[Array, Array] | None, parallel: DataParallel,
     ) -> None:
         self.model, self.state, self.batches, self.cbs = model, state, batches, cbs
         self.on_nonfinite, self.clip, self.ckpt = opts.on_nonfinite, opts.clip, opts.ckpt
         self.val = val
         self.guard = SignalGuard()
+        #: the other ranks of a data-parallel run (a no-op for one process)
+        self.parallel = parallel
 
     def run(self) -> None:
         """Every epoch left, then the end of training; signals stop it between steps."""
         model, state, cbs = self.model, self.state, self.cbs
         with SignalGuard() as guard:
             self.guard = guard
-            cbs.on_train_begin(state)
-            for epoch in range(state.start_epoch, state.epochs):
-                self.epoch(epoch)
-                if state.stop_training:
-                    break
+            self.parallel.start(state)
+            try:
+                cbs.on_train_begin(state)
+                for epoch in range(state.start_epoch, state.epochs):
+                    self.epoch(epoch)
+                    if state.stop_training:
+                        break
+            finally:
+                self.parallel.finish()
             end = state.epoch + 1 if state.stop_training else state.epochs
             model.progress = state.progress(
                 end, 0, dict(state.shuffle_rng.bit_generator.state), finished=True
             )
             cbs.on_train_end(state)
-            if guard.signum is not None:  # it came during the last step: finish, then stop
-                raise interrupted_at_the_end(guard.signum, self.ckpt)
+            signum = self.parallel.agreed_signal(guard.signum)
+            if signum is not None:  # it came during the last step: finish, then stop
+                raise interrupted_at_the_end(signum, self.ckpt)
 
     def epoch(self, epoch: int) -> None:
         model, state = self.model, self.state
@@ -179,10 +193,11 @@ class _Run:
         for step in range(first, steps):
             state.step = step
             self.train_step()
-            signum = self.guard.signum
+            signum = self.parallel.agreed_signal(self.guard.signum)
             if signum is not None and step != steps - 1:  # the step is done: save and stop
                 state.metrics.flush()
                 self.cbs.on_interrupt(state)
+                self.parallel.barrier()  # rank 0 has saved before any rank stops
                 raise interrupted(signum, epoch, state.epochs, step + 1, steps, self.ckpt)
             self.cbs.on_batch_end(state)
         if self.on_nonfinite == "skip" and state.skipped and state.skipped == steps - first:
@@ -198,8 +213,10 @@ class _Run:
         state.metrics.reset()
         state.logs = logs
         self.cbs.on_epoch_end(epoch, logs, state)
-        if self.guard.signum is not None and epoch + 1 < state.epochs:
-            raise interrupted(self.guard.signum, epoch + 1, state.epochs, 0, steps, self.ckpt)
+        signum = self.parallel.agreed_signal(self.guard.signum)
+        if signum is not None and epoch + 1 < state.epochs:
+            self.parallel.barrier()
+            raise interrupted(signum, epoch + 1, state.epochs, 0, steps, self.ckpt)
 
     def train_step(self) -> None:
         """Forward, loss, backward on batch ``state.step``; the update unless it is non-finite."""
@@ -211,6 +228,9 @@ class _Run:
         lv = loss.forward(out, yb, check=False)
         model.backward(loss.backward(), need_dx=False)
         params = model.parameters()  # cheap; robust to layers that replace grad arrays
+        acc = loss.accuracy(out, yb) if state.has_accuracy else None
+        # Data-parallel: the global batch's mean gradients, loss and accuracy (else as they are).
+        lv, acc, rows = self.parallel.reduce(be, params, lv, acc, int(idx.shape[0]))
         state.global_step += 1
         state.synced = state.due_sync(state.step)
         if state.synced and not math.isfinite(be.to_float(finite_probe(be, lv, params))):
@@ -219,8 +239,7 @@ class _Run:
             if self.clip is not None:
                 clip_gradients(be, params, self.clip)
             opt.step(params)
-            acc = loss.accuracy(out, yb) if state.has_accuracy else None
-            state.metrics.add(lv, acc, int(idx.shape[0]))
+            state.metrics.add(lv, acc, rows)
         if state.synced:
             state.sync(state.step)
 
@@ -247,7 +266,7 @@ class _Run:
         assert model.optimizer is not None
         logs = state.metrics.means(state.has_accuracy)
         if self.val is not None:
-            vm = model.evaluate_prepared(*self.val)
+            vm = self.parallel.evaluate(model, *self.val, state.has_accuracy)
             logs.update({f"val_{k}": v for k, v in vm.items()})
         logs["lr"] = model.optimizer.lr
         logs["time"] = elapsed

@@ -105,6 +105,9 @@ class TrainState:
     synced: bool = False
     #: set by a callback (EarlyStopping) to end training after the current epoch
     stop_training: bool = False
+    #: whether this process prints and writes files: False on all but rank 0 of a
+    #: data-parallel run (``fit(comm=...)``), where every rank runs the same callbacks
+    writes: bool = True
     #: the shuffle generator's state at the start of the epoch (to redraw its order)
     epoch_state: dict[str, Any] = field(default_factory=dict)
     logs: dict[str, float] = field(default_factory=dict)
