@@ -83,7 +83,10 @@ def _interrupted_run(tmp_path: Path, how: signal.Signals) -> tuple[int, str, str
     ckpt = tmp_path / "run.ckpt.npz"
     job = Job(2, [CHILD, str(tmp_path), "--mpi", "--timeout", "3", "--epochs", "4",
                   "--checkpoint", str(ckpt), "--every", "5", "--slow-after", "16"])
-    pid = int(job.wait_for("rank 1 pid").split()[-1])
+    # Two ranks' lines can arrive interleaved on one line ("rank 0 pid 5rank 1 pid 6").
+    found = re.search(r"rank 1 pid (\d+)", job.wait_for("rank 1 pid"))
+    assert found is not None
+    pid = int(found.group(1))
     job.wait_for("rank 1 epoch 1")  # then each step sleeps 50 ms: epoch 2 takes ~0.8 s
     os.kill(pid, how)
     rc, out, err = job.finish()
