@@ -59,6 +59,7 @@ from xpnet.backend import CupyBackend  # noqa: E402
 from xpnet.layers import Dense, Dropout, ReLU  # noqa: E402
 from xpnet.losses import SoftmaxCrossEntropy  # noqa: E402
 from xpnet.optim import Adam  # noqa: E402
+from xpnet.training import BlasThreads  # noqa: E402
 
 IN, CLASSES = 784, 10
 
@@ -104,8 +105,10 @@ class XpnetRunner:
     def epoch(self, X: Any, y: Any) -> float:
         """Train one epoch; seconds as ``fit`` measured them (the device synced at the end)."""
         self.epochs_run += 1
+        # --threads N: exactly N BLAS threads (as torch gets); otherwise fit's default, "auto".
+        pinned = [BlasThreads(THREADS)] if THREADS is not None else None
         h = self.model.fit(X, y, epochs=1, batch_size=self.batch, seed=self.seed + self.epochs_run,
-                           verbose=False)
+                           verbose=False, callbacks=pinned)
         return float(h["time"][-1])
 
     def peak_memory(self, X: Any, y: Any) -> tuple[float, float, str]:

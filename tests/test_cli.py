@@ -107,6 +107,24 @@ def test_train_is_reproducible_with_a_seed(capsys):
     assert strip(first) == strip(second)
 
 
+def test_train_threads_option_sets_and_reports_the_blas_threads(capsys):
+    """--threads N runs fit under exactly N threads (read back by threadpoolctl) and says so;
+    --threads none leaves the library alone and says nothing."""
+    from threadpoolctl import threadpool_info
+
+    args = ("train", "--hidden", "16", "--epochs", "1", "--limit", "300")
+    before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    code, out, err = run(capsys, *args, "--threads", "3")
+    assert code == 0, err
+    assert re.search(r"^trained 1 epochs in [\d.]+s \(BLAS threads: 3, as asked\)$", out, re.M)
+    assert [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"] == before
+    code, out, err = run(capsys, *args, "--threads", "none")
+    assert code == 0, err
+    assert re.search(r"^trained 1 epochs in [\d.]+s$", out, re.M)
+    code, out, err = run(capsys, *args)  # auto, on a model too small to split: 1 thread
+    assert re.search(r"^trained 1 epochs in [\d.]+s \(BLAS threads: 1, auto\)$", out, re.M)
+
+
 def test_backend_auto_says_which_it_chose(capsys):
     code, out, _ = run(capsys, "train", "--backend", "auto", "--hidden", "8", "--epochs", "1",
                        "--limit", "100")
@@ -147,6 +165,8 @@ def test_resume_needs_a_checkpoint(capsys):
         (["train", "--dropout", "1"], "expected a probability in [0, 1)"),
         (["train", "--lr", "-1"], "expected a positive number"),
         (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+        (["train", "--threads", "0"],
+         "argument --threads: expected 'auto', 'none' or a positive integer, got '0'"),
         (["evaluate"], "the following arguments are required: MODEL"),
         (["predict", "m.npz"], "the following arguments are required: IMAGE"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -272,3 +274,49 @@ def test_buffers_are_saved_loaded_moved_and_checked(tmp_path: Path) -> None:
     np.savez(bad, __header__=blob, **arrays)
     with pytest.raises(ModelFileError, match="buffer/1/mean"):
         xpnet.load(bad)
+
+
+SQUARE_MODULE = '''
+from xpnet.layers import Layer
+
+
+class Square(Layer):
+    """y = x * x; dx = 2 x dy."""
+
+    def forward(self, x, training=False):
+        self.x = x
+        return x * x
+
+    def backward(self, dy):
+        return 2.0 * self.x * dy
+'''
+
+
+def test_loading_a_user_layer_needs_its_module_and_says_so(tmp_path: Path) -> None:
+    """A model file holding a user's layer, loaded in fresh processes: without the module
+    that defines the layer the error names the type and says to import that module first;
+    with it imported, the model loads."""
+    (tmp_path / "user_layers.py").write_text(SQUARE_MODULE)
+    save = ("import xpnet, user_layers\n"
+            "from xpnet.layers import Dense\n"
+            "xpnet.Sequential([Dense(3, 2), user_layers.Square()], seed=0).save('square.npz')\n")
+    load = ("import sys, xpnet\n"
+            "try:\n"
+            "    xpnet.load('square.npz')\n"
+            "except xpnet.ModelFileError as exc:\n"
+            "    print(exc); sys.exit(3)\n")
+
+    def run(code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+
+    assert run(save).returncode == 0
+    proc = run(load)
+    assert proc.returncode == 3, proc.stderr
+    message = proc.stdout.strip()
+    assert message.startswith("square.npz: layer 1 has unknown type 'Square'")
+    assert "import the module that defines it before loading" in message
+    proc = run("import user_layers\n" + load + "m = xpnet.load('square.npz')\n"
+               "print(type(m.layers[1]).__name__)\n")
+    assert proc.returncode == 0 and proc.stdout.strip() == "Square", proc.stderr
+

@@ -128,6 +128,10 @@ def add_parser(sub: Any) -> None:
                    help="step: the factor (default: 0.5)")
     g.add_argument("--seed", type=int, metavar="N", default=DEFAULTS["seed"],
                    help="seed for initial weights, shuffling and dropout (default: 0)")
+    g.add_argument("--threads", type=_threads, metavar="N", default="auto",
+                   help="BLAS threads: auto (time 1, 2, ... and keep the fastest), a number "
+                   "(the same bits on every run) or none (OPENBLAS_NUM_THREADS decides) "
+                   "(default: auto)")
     g = t.add_argument_group("output")
     g.add_argument("--save", type=Path, metavar="PATH",
                    help="save the trained model (.npz) for 'xpnet evaluate'/'xpnet predict'")
@@ -147,6 +151,15 @@ def add_parser(sub: Any) -> None:
                    help="seconds a process waits for the others in a collective before the job "
                    "is aborted (default: 300)")
     t.set_defaults(func=run)
+
+
+def _threads(text: str) -> Any:
+    from ..threads import parse_threads
+
+    try:
+        return parse_threads(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_model(args: argparse.Namespace, backend: Any) -> Any:
@@ -227,6 +240,7 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     """Load the data, build (or resume) the model, train, report, save (rank 0 writes)."""
     from ..datasets import preprocess
     from ..distributed import NCCLCommunicator
+    from ..threads import describe_epochs
 
     backend = backend_for(args.backend, args.dtype)
     if comm.size > 1 and backend.name == "cupy":
@@ -246,7 +260,8 @@ def _train(args: argparse.Namespace, comm: Any) -> int:
     elapsed = time.perf_counter() - start
     pred = model.predict(Xte)
     acc = float(np.mean(pred == yte))
-    print(f"trained {args.epochs} epochs in {elapsed:.1f}s")
+    used = describe_epochs(model.history.history.get("threads"), args.threads)
+    print(f"trained {args.epochs} epochs in {elapsed:.1f}s{used}")
     print(f"held-out accuracy: {acc:.4f} on {len(yte)} {things} ({args.dataset} test split)")
     if args.save is not None and comm.is_root:
         print(f"model saved to {model.save(args.save)}")
@@ -293,10 +308,13 @@ def _fit(model: Any, args: argparse.Namespace, train: tuple[Any, Any], test: tup
             flush=True,
         )
 
+    from ..training import BlasThreads
+
     try:
         model.fit(*train, epochs=epochs, batch_size=args.batch_size, validation_data=test,
                   seed=args.seed, verbose=False, checkpoint=args.checkpoint,
-                  resume=args.resume, on_epoch_end=report, comm=comm)
+                  resume=args.resume, on_epoch_end=report, comm=comm,
+                  callbacks=[BlasThreads(args.threads)])
     except KeyboardInterrupt:
         where = f"during epoch {progress['epoch'] + 1}/{epochs}"
         if args.checkpoint is not None and args.checkpoint.exists():

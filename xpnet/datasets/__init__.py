@@ -9,6 +9,7 @@ the user cache) and otherwise downloaded, verified by SHA-256; see
 :mod:`xpnet.datasets.sources`. Only the standard library and NumPy are used.
 """
 
+from .._namespace import warn_if_shadowed
 from .download import DownloadError, download
 from .errors import DatasetError, DatasetUnavailableError
 from .idx import parse_idx, read_idx, write_idx
@@ -23,6 +24,8 @@ from .mnist import (
     validate,
 )
 from .sources import DATASETS, FASHION_MNIST, MNIST, DatasetSpec, cache_dir, search_dirs
+
+warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "DATASETS",

@@ -13,6 +13,7 @@ from importlib import resources
 
 import numpy as np
 
+from .._namespace import shadowing_message
 from .errors import DatasetError
 from .idx import parse_idx
 
@@ -25,6 +26,9 @@ NUM_CLASSES = 10
 
 
 def _read_resource(filename: str) -> np.ndarray:
+    shadowed = shadowing_message()
+    if shadowed is not None:  # resources.files("xpnet") would be the clone's root folder
+        raise DatasetError(f"the bundled MNIST sample cannot be found: {shadowed}")
     # importlib.resources works from a source tree, an installed wheel or a zip alike.
     resource = resources.files("xpnet").joinpath("data").joinpath(filename)
     try:

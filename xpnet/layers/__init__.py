@@ -1,11 +1,14 @@
 """Layers: ``forward(x, training=False) -> y``, ``backward(dy) -> dx``, ``params``/``grads``."""
 
+from .._namespace import warn_if_shadowed
 from . import fusions
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import LAYER_TYPES, Layer, Stochastic
 from .dense import Dense
 from .dropout import Dropout
 from .softmax import Softmax
+
+warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "LAYER_TYPES",

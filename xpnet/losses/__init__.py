@@ -1,5 +1,6 @@
 """Losses: ``forward(pred, target) -> scalar`` and ``backward() -> dpred``."""
 
+from .._namespace import warn_if_shadowed
 from .base import LOSS_TYPES, Loss
 from .binary_cross_entropy import BinaryCrossEntropy
 from .mse import MSE
@@ -19,6 +20,8 @@ def loss_from_name(name: str) -> Loss:
         raise ValueError(f"loss must be a Loss or one of {sorted(LOSS_NAMES)}, got {name!r}")
     return LOSS_TYPES[LOSS_NAMES[name]]()
 
+
+warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "LOSS_NAMES",

@@ -1,5 +1,6 @@
 """Optimizers and learning-rate schedules."""
 
+from .._namespace import warn_if_shadowed
 from .adam import Adam
 from .base import OPTIMIZER_TYPES, Optimizer
 from .schedules import (
@@ -12,6 +13,8 @@ from .schedules import (
     schedule_from_config,
 )
 from .sgd import SGD, Momentum
+
+warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "OPTIMIZER_TYPES",

@@ -13,6 +13,7 @@ Importing this package needs only NumPy; Hypothesis and pytest are imported by t
 modules above that use them.
 """
 
+from .._namespace import warn_if_shadowed
 from ._runner import FixedDraws, register_kink
 from .agree import AgreementResult, assert_backends_agree
 from .backends import (
@@ -23,6 +24,8 @@ from .backends import (
     strict_backend,
 )
 from .gradcheck import TOLERANCES, GradCheckResult, TensorCheck, check_gradients
+
+warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "GenericNumpy",

@@ -30,7 +30,7 @@ import numpy as np
 from ..backends import Array, Backend, get_backend
 from ..layers.base import Layer
 from ..losses.base import Loss
-from ._runner import Runner, same_patterns, to_host_any
+from ._runner import Runner, hide_assertions, same_patterns, to_host_any
 
 __all__ = ["AGREE_TOLERANCES", "AgreementResult", "assert_backends_agree"]
 
@@ -137,6 +137,7 @@ def assert_backends_agree(
     the other (their branch patterns differ) gradients legitimately differ: they are then not
     compared and a note says so.
     """
+    __tracebackhide__ = hide_assertions  # a failure shows the report, not this function
     if not isinstance(obj, (Layer, Loss)):
         raise TypeError(f"obj must be an xpnet Layer or Loss, got {obj!r}")
     if (isinstance(obj, Loss) or loss is not None) and target is None:

@@ -20,6 +20,7 @@ analytic gradient against the same differences with float32 tolerances.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,8 @@ import numpy as np
 from ..backends import Backend
 from ..layers.base import Layer
 from ..losses.base import Loss
-from ._runner import Runner, float64_twin, same_patterns, to_host_any
+from ._runner import Runner, float64_twin, hide_assertions, same_patterns, to_host_any
+from .function import function_case
 from .results import GradCheckResult, TensorCheck
 
 __all__ = ["TOLERANCES", "GradCheckResult", "TensorCheck", "check_gradients"]
@@ -43,10 +45,12 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 
 
 def check_gradients(
-    obj: Layer | Loss,
+    obj: Layer | Loss | Callable[..., Any],
     x: Any,
     target: Any = None,
     *,
+    vjp: Callable[..., Any] | None = None,
+    kink: Callable[..., Any] | None = None,
     loss: Loss | None = None,
     training: bool = False,
     check_input: bool = True,
@@ -71,23 +75,19 @@ def check_gradients(
     most ``max_full``). ``eps`` is the step ``h`` (scaled by ``max(1, |t|)`` per element).
     ``tolerances`` overrides :data:`TOLERANCES` per dtype.
 
+    ``obj`` may also be a plain function with its hand-written backward: ``check_gradients(fn,
+    x, vjp=vjp)`` for ``fn(x) -> y`` and ``vjp(x, dy) -> dx``, or ``check_gradients(fn, (a, b),
+    vjp=vjp)`` for ``fn(a, b)`` and ``vjp(a, b, dy) -> (da, db)``; ``kink(x) -> bool array``
+    says which side of a non-differentiable point each element is on (see
+    :mod:`xpnet.testing.function`).
+
     Returns a :class:`GradCheckResult`; raises ``AssertionError`` with its report when a
     gradient disagrees (unless ``raise_on_failure=False``). Nothing of ``obj`` is modified.
     """
-    if not isinstance(obj, (Layer, Loss)):
-        raise TypeError(f"obj must be an xpnet Layer or Loss, got {obj!r}")
-    if loss is not None and not isinstance(loss, Loss):
-        raise TypeError(f"loss must be an xpnet Loss, got {loss!r}")
-    if isinstance(obj, Loss) and loss is not None:
-        raise ValueError("loss= goes with a layer or model; got a Loss as obj as well")
-    if (isinstance(obj, Loss) or loss is not None) and target is None:
-        raise ValueError("a target is needed to check a loss")
-    if mode not in ("auto", "full", "directional"):
-        raise ValueError(f"mode must be 'auto', 'full' or 'directional', got {mode!r}")
-    if not (isinstance(eps, float) and 0.0 < eps < 1.0):
-        raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
-    if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
-        raise ValueError(f"directions must be a positive int, got {directions!r}")
+    __tracebackhide__ = hide_assertions  # a failure shows the report, not this function
+    if vjp is not None or kink is not None:
+        obj, x = function_case(obj, x, vjp, kink, with_target=target is not None or bool(loss))
+    obj = _check_arguments(obj, target, loss, mode, eps, directions)
     tols = {**TOLERANCES, **(tolerances or {})}
 
     be: Backend = obj.backend
@@ -118,6 +118,31 @@ def check_gradients(
     if raise_on_failure and not result.passed:
         raise AssertionError(result.report())
     return result
+
+
+def _check_arguments(
+    obj: Any, target: Any, loss: Any, mode: Any, eps: Any, directions: Any
+) -> Layer | Loss:
+    """``obj`` once check_gradients' arguments are checked (else a TypeError/ValueError
+    naming the bad one)."""
+    if not isinstance(obj, (Layer, Loss)):
+        raise TypeError(
+            f"obj must be an xpnet Layer or Loss, or a function given with vjp=... (its "
+            f"hand-written backward, vjp(x, dy) -> dx), got {obj!r}"
+        )
+    if loss is not None and not isinstance(loss, Loss):
+        raise TypeError(f"loss must be an xpnet Loss, got {loss!r}")
+    if isinstance(obj, Loss) and loss is not None:
+        raise ValueError("loss= goes with a layer or model; got a Loss as obj as well")
+    if (isinstance(obj, Loss) or loss is not None) and target is None:
+        raise ValueError("a target is needed to check a loss")
+    if mode not in ("auto", "full", "directional"):
+        raise ValueError(f"mode must be 'auto', 'full' or 'directional', got {mode!r}")
+    if not (isinstance(eps, float) and 0.0 < eps < 1.0):
+        raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
+    if isinstance(directions, bool) or not isinstance(directions, int) or directions < 1:
+        raise ValueError(f"directions must be a positive int, got {directions!r}")
+    return obj
 
 
 def _describe(obj: Layer | Loss, loss: Loss | None) -> str:

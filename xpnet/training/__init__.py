@@ -2,6 +2,7 @@
 
 * :mod:`~xpnet.training.loop`: :func:`fit`;
 * :mod:`~xpnet.training.callbacks`: :class:`Callback`, :class:`EarlyStopping`, the progress bar;
+* :mod:`~xpnet.training.blas`: :class:`BlasThreads`, the BLAS thread count (``fit(threads=)``);
 * :mod:`~xpnet.training.checkpoint`: :class:`ModelCheckpoint`, starting and resuming runs;
 * :mod:`~xpnet.training.inputs`: checking and moving ``X``/``y``;
 * :mod:`~xpnet.training.nonfinite`: :class:`NonFiniteError`, clipping, diagnosis;
@@ -9,6 +10,7 @@
 * :mod:`~xpnet.training.state` and :mod:`~xpnet.training.history`: the run's state, History.
 """
 
+from .blas import BlasThreads
 from .callbacks import Callback, EarlyStopping
 from .checkpoint import ModelCheckpoint
 from .history import History
@@ -19,6 +21,7 @@ from .signals import TrainingInterrupted
 from .state import TrainState
 
 __all__ = [
+    "BlasThreads",
     "Callback",
     "EarlyStopping",
     "History",

@@ -20,6 +20,8 @@ from .._checks import flag, one_of, positive_int, real
 from .._checks import seed as check_seed
 from ..backends import Array, Backend
 from ..distributed import Communicator
+from ..threads import Threads
+from .blas import BlasThreads, blas_callbacks
 from .callbacks import (
     Callback,
     CallbackList,
@@ -59,6 +61,7 @@ def fit(
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     callbacks: list[Callback] | None = None,
     comm: Communicator | None = None,
+    threads: Threads = "auto",
 ) -> History:
     """Train ``model`` on ``(X, y)`` with minibatches; return its :class:`History`.
 
@@ -88,6 +91,8 @@ def fit(
       :class:`~xpnet.training.callbacks.Callback`, e.g. ``EarlyStopping``) hook into the loop.
     * ``comm``: an :mod:`xpnet.distributed` communicator for data-parallel training (every
       rank given the same arguments; see :mod:`~xpnet.training.parallel`). None: one process.
+    * ``threads``: BLAS threads while it runs: ``"auto"``, ``N`` or None (the library's); see
+      :mod:`xpnet.threads` (``Sequential.fit``: ``callbacks=[BlasThreads(N)]``).
     """
     if model.loss is None or model.optimizer is None:
         raise RuntimeError("fit needs a loss and an optimizer: call model.compile(loss, optimizer)")
@@ -100,13 +105,7 @@ def fit(
     )
     if verbose is not None and not isinstance(verbose, bool):
         raise TypeError(f"verbose must be True, False or None, got {verbose!r}")
-    extra: list[Callback] = [EpochEndFunction(on_epoch_end)] if on_epoch_end is not None else []
-    extra += check_callbacks(callbacks)
-    every = None if every is None else positive_int("every", every)
-    if every is not None and opts.ckpt is None:
-        raise ValueError(f"every={every} needs checkpoint=PATH (where to write the checkpoints)")
-    if opts.ckpt is not None:
-        extra.append(ModelCheckpoint(opts.ckpt, every))
+    extra, blas = _extra_callbacks(on_epoch_end, callbacks, threads, opts.ckpt, every)
     opts.sync_every = _sync_every(model.backend, sync_every, opts.on_nonfinite)
     Xd = prepare_inputs(model, X)
     yd = prepare_targets(model, y, int(Xd.shape[0]))
@@ -117,8 +116,28 @@ def fit(
                       resume=opts.resume)
     cbs = CallbackList([ProgressBarCallback(verbose), *extra])
     batches = Batches(model.backend, Xd, yd, opts.batch_size, rows=parallel.rows)
-    _Run(model, state, batches, cbs, opts, val, parallel).run()
+    with blas:  # restores the BLAS threads also when training raises
+        _Run(model, state, batches, cbs, opts, val, parallel).run()
     return model.history
+
+
+def _extra_callbacks(
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None,
+    callbacks: list[Callback] | None,
+    threads: Threads,
+    ckpt: Path | None,
+    every: int | None,
+) -> tuple[list[Callback], BlasThreads]:
+    """``fit``'s callbacks after the progress bar (the BLAS threads' first), and that one."""
+    extra: list[Callback] = [EpochEndFunction(on_epoch_end)] if on_epoch_end is not None else []
+    extra += check_callbacks(callbacks)
+    blas = blas_callbacks(extra, threads)
+    every = None if every is None else positive_int("every", every)
+    if every is not None and ckpt is None:
+        raise ValueError(f"every={every} needs checkpoint=PATH (where to write the checkpoints)")
+    if ckpt is not None:
+        extra.append(ModelCheckpoint(ckpt, every))
+    return extra, blas
 
 
 @dataclass
