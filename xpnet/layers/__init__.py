@@ -4,6 +4,7 @@ from .._namespace import warn_if_shadowed
 from . import fusions
 from .activations import LeakyReLU, ReLU, Sigmoid, Tanh
 from .base import LAYER_TYPES, Layer, Stochastic
+from .batchnorm import BatchNorm, BatchNorm1d, BatchNorm2d
 from .dense import Dense
 from .dropout import Dropout
 from .softmax import Softmax
@@ -12,6 +13,9 @@ warn_if_shadowed()  # imported through a clone folder named xpnet? say so
 
 __all__ = [
     "LAYER_TYPES",
+    "BatchNorm",
+    "BatchNorm1d",
+    "BatchNorm2d",
     "Dense",
     "Dropout",
     "Layer",

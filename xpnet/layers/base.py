@@ -50,6 +50,10 @@ class Layer:
 
     #: True for layers that draw random numbers in ``forward`` (see :class:`Stochastic`)
     stochastic: ClassVar[bool] = False
+    #: True for layers whose training output for a row depends on the other rows of the batch
+    #: (BatchNorm's batch statistics): data-parallel ``fit(comm=...)`` over several processes,
+    #: where each sees only its shard of the batch, refuses them
+    batch_dependent: ClassVar[bool] = False
 
     def __init__(self) -> None:
         self.backend: Backend = get_backend("numpy")
@@ -122,6 +126,12 @@ class Layer:
         Lets a loader refuse a file whose arrays do not fit before the layer allocates them (a
         hostile header could declare a huge layer); raise ValueError for a nonsensical config.
         """
+        return None
+
+    @classmethod
+    def buffer_shapes_for(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+        """The buffer shapes a layer built from ``config`` would hold, or None if unknown; the
+        loader checks them before building the layer, as :meth:`param_shapes_for`'s."""
         return None
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backends import Backend
+from ..backends import Array, Backend
 from ..layers.base import LAYER_TYPES, Layer
 from ..losses.base import LOSS_TYPES, Loss
 from ..optim.base import OPTIMIZER_TYPES, Optimizer
@@ -64,7 +64,8 @@ def load(path: str | os.PathLike[str], backend: Any = "numpy", dtype: str | None
 
 
 def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
-    """Copy the weights saved at ``path`` into ``model`` (same layer types and shapes).
+    """Copy the weights (and buffers: running statistics) saved at ``path`` into ``model``
+    (same layer types and shapes).
 
     All or nothing: the file is read and verified, and every array converted to the model's
     backend and dtype, before the first weight is overwritten (in place); a bad file or an
@@ -78,7 +79,7 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
 
     def shapes(m: Any) -> list[tuple[str, dict[str, tuple[int, ...]]]]:
         return [
-            (type(lay).__name__, {k: tuple(v.shape) for k, v in lay.params.items()})
+            (type(lay).__name__, {k: tuple(v.shape) for k, v in _arrays(lay).items()})
             for lay in m.layers
         ]
 
@@ -88,13 +89,18 @@ def load_weights(model: Any, path: str | os.PathLike[str]) -> Any:
         )
     be = model.backend
     staged = [
-        (layer.params[key], be.asarray(saved.layers[i].params[key], dtype=be.dtype))
+        (target, be.asarray(_arrays(saved.layers[i])[key], dtype=be.dtype))
         for i, layer in enumerate(model.layers)
-        for key in layer.params
+        for key, target in _arrays(layer).items()
     ]
     for target, value in staged:
         target[...] = value
     return model
+
+
+def _arrays(layer: Layer) -> dict[str, Array]:
+    """A layer's parameters and buffers (``buffer/`` keys prefixed: names may coincide)."""
+    return {**layer.params, **{f"buffer/{k}": v for k, v in layer.buffers.items()}}
 
 
 def build(path: Path, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Any:
@@ -158,11 +164,13 @@ def _layers(path: Path, specs: Any, arrays: dict[str, np.ndarray]) -> list[Layer
         if cls is None or kind in MODEL_TYPES:
             raise _unknown(path, f"layer {i}", kind)
         try:
-            need = cls.param_shapes_for(config)
+            need = {f"param/{i}/{k}": v for k, v in (cls.param_shapes_for(config) or {}).items()}
+            bufs = cls.buffer_shapes_for(config) or {}
+            need.update({f"buffer/{i}/{k}": v for k, v in bufs.items()})
         except (TypeError, ValueError) as exc:
             raise ModelFileError(f"{path}: bad description of layer {i} ({exc})") from None
-        for key, shape in (need or {}).items():
-            stored = arrays.get(f"param/{i}/{key}")
+        for name, shape in need.items():
+            stored, key = arrays.get(name), name.rsplit("/", 1)[1]
             if stored is None or tuple(stored.shape) != tuple(shape):
                 raise ModelFileError(
                     f"{path}: layer {i} ({kind}) declares {tuple(shape)!r:.100} for {key} but the "

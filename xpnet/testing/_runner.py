@@ -105,9 +105,9 @@ def param_slots(layer: Layer, prefix: str = "") -> list[tuple[str, Layer, str]]:
 def clone_layer(
     layer: Layer, backend: Backend, draws: dict[int, dict[tuple[int, ...], np.ndarray]]
 ) -> Layer:
-    """A copy of ``layer`` on ``backend`` with its own parameter and gradient arrays.
+    """A copy of ``layer`` on ``backend`` with its own parameter, gradient and buffer arrays.
 
-    Parameters go through the host (cast to ``backend.dtype``); stochastic layers get a
+    Parameters and buffers go through the host (cast to ``backend.dtype``); stochastic layers get a
     :class:`FixedDraws` generator whose table is ``draws[i]`` for the i-th stochastic layer.
     """
     counter = [0]
@@ -124,6 +124,7 @@ def clone_layer(
         new = copy.copy(src)
         new.params = dict(src.params)
         new.grads = dict(src.grads)
+        new.buffers = dict(src.buffers)  # the copy's own: a training forward updates them
         new.to(backend)
         if new.backend is not backend:
             raise TypeError(f"{src.name}: .to() did not move the layer to {backend!r}")
@@ -131,6 +132,9 @@ def clone_layer(
             host = np.array(src.backend.to_host(value), dtype=np.dtype(backend.dtype_name))
             new.params[key] = backend.asarray(host, dtype=backend.dtype)
             new.grads[key] = backend.zeros(tuple(host.shape))
+        for key, value in src.buffers.items():
+            host = np.array(src.backend.to_host(value), dtype=np.dtype(backend.dtype_name))
+            new.buffers[key] = backend.asarray(host, dtype=backend.dtype)
         if src.stochastic:
             if not isinstance(new, Stochastic) or not isinstance(new.gen, DeviceGenerator):
                 raise TypeError(

@@ -1,9 +1,9 @@
 """Check that two backends compute the same outputs and gradients from the same inputs.
 
 :func:`assert_backends_agree` copies a layer, a loss, or a model with a loss onto each backend
-(parameters through the host, cast to each backend's dtype; dropout draws held identical), runs
-forward and backward with the same inputs and the same cotangent, and compares the output, the
-loss, the input gradient and every parameter gradient on the host in float64.
+(parameters and buffers through the host, cast to each backend's dtype; dropout draws held
+identical), runs forward and backward with the same inputs and the same cotangent, and compares
+the output, the loss, the input gradient and every parameter gradient on the host in float64.
 
 Reduction order. BLAS, cuBLAS and a plain NumPy ``sum`` add in different orders, so sums agree
 only up to rounding, and the rounding error of a sum follows the size of its *terms*, not of its
@@ -159,6 +159,11 @@ def assert_backends_agree(
         value = ra.get(name).astype(low)
         ra.set(name, value)
         rb.set(name, value)
+    for la, lb in zip(ra.flat, rb.flat, strict=True):  # buffers too (running statistics)
+        for key, buf in la.buffers.items():
+            host = np.array(bea.to_host(buf), dtype=low)
+            la.buffers[key] = bea.asarray(host.copy(), dtype=bea.dtype)
+            lb.buffers[key] = beb.asarray(host.copy(), dtype=beb.dtype)
     dy = None
     if ra.kind == "layer":
         ra.forward()

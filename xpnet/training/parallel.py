@@ -61,6 +61,7 @@ class DataParallel:
             return
         model, comm = state.model, self.comm
         self._agree(state)
+        self._refuse_batch_dependent(model)
         be = model.backend
         arrays = [p for _, p, _ in model.parameters()]
         arrays += [b for layer in model.layers for b in layer.buffers.values()]
@@ -94,6 +95,7 @@ class DataParallel:
             "epochs": state.epochs, "shuffle": state.shuffle,
             "start": [state.start_epoch, state.start_step],
             "params": [[k, list(p.shape), str(p.dtype)] for k, p, _ in state.model.parameters()],
+            "layers": [type(layer).__name__ for layer in state.model.layers],
         }
         root = self.comm.broadcast_json(mine)
         bad = [k for k in mine if root[k] != mine[k]]
@@ -103,6 +105,20 @@ class DataParallel:
             raise DistributedError(
                 f"rank {self.comm.rank} was given {ours} but rank 0 {theirs}: every rank must "
                 "train the same model on the same data with the same fit arguments"
+            )
+
+    def _refuse_batch_dependent(self, model: Sequential) -> None:
+        """A layer whose output depends on the whole batch (``Layer.batch_dependent``: batch
+        normalization) would see only this rank's shard: the run would not be the one a single
+        process trains, so it is refused (on every rank alike: the ranks agreed on the model)."""
+        names = [layer.name for layer in model.layers if layer.batch_dependent]
+        if names:
+            raise DistributedError(
+                f"fit(comm=...) over {self.comm.size} processes: {', '.join(names)} normalizes "
+                "with statistics of the batch, and each process would see only its shard of it "
+                "(no synchronized batch statistics in xpnet), so the run would differ from "
+                "one-process training; train it in one process (comm=None), or use a model "
+                "without batch-dependent layers"
             )
 
     def finish(self) -> None:

@@ -1,0 +1,200 @@
+"""Batch normalization over the features of (N, C) rows or the channels of (N, C, H, W) images."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .._checks import flag, positive_int, real
+from ..backends import Array, get_backend
+from .base import Layer, Shape
+
+
+class BatchNorm(Layer):
+    """Shared base of :class:`BatchNorm1d` and :class:`BatchNorm2d` (one channel axis, axis 1).
+
+    Training (``training=True``): each channel is normalised with the statistics of the batch,
+    ``xhat = (x - mean) / sqrt(var + eps)`` with the *biased* variance (divided by ``m``, the
+    values per channel: ``N`` for 1d, ``N*H*W`` for 2d), then ``y = gamma * xhat + beta``. The
+    running statistics are updated by PyTorch's rule ``running = (1 - momentum) * running +
+    momentum * batch_stat``, where ``running_var`` takes the *unbiased* batch variance
+    (``var * m / (m - 1)``), as PyTorch does. Inference (``training=False``): ``running_mean``
+    and ``running_var`` replace the batch statistics, and the layer is a per-channel affine map.
+
+    Backward in training is the full one (the batch statistics depend on every input):
+    ``dxhat = dy * gamma``, ``dx = inv_std / m * (m dxhat - sum(dxhat) - xhat sum(dxhat xhat))``
+    (sums per channel), ``dgamma = sum(dy xhat)``, ``dbeta = sum(dy)``; at inference
+    ``dx = dy * gamma * inv_std``. ``params``: ``gamma`` (C,) starting at 1 and ``beta`` (C,) at
+    0 (none with ``affine=False``); ``buffers``: ``running_mean`` (C,) at 0, ``running_var``
+    (C,) at 1, saved with the model and moved by :meth:`to`. Training needs more than one value
+    per channel (a variance of one value is 0), as in PyTorch.
+
+    In data-parallel training each process would see only its shard of the batch, so these
+    layers are marked :attr:`~xpnet.layers.Layer.batch_dependent` and ``fit(comm=...)`` over
+    several processes refuses them.
+    """
+
+    batch_dependent: ClassVar[bool] = True
+    #: rank of the input, batch axis included (2: (N, C); 4: (N, C, H, W))
+    input_rank: ClassVar[int] = 2
+
+    def __init__(
+        self,
+        num_features: int,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        backend: Any = "numpy",
+        dtype: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.num_features = positive_int("num_features", num_features)
+        self.eps = real("eps", eps, low=0.0, low_open=True)
+        self.momentum = real("momentum", momentum, low=0.0, high=1.0)
+        self.affine = flag("affine", affine)
+        self.backend = get_backend(backend, dtype)
+        self.axes = (0, *range(2, self.input_rank))
+        self.mode: str | None = None  # "train" or "eval": which forward backward follows
+        self.xhat: Array | None = None
+        self.inv_std: Array | None = None
+        self.reset_parameters(np.random.default_rng(0))
+
+    def reset_parameters(self, rng: np.random.Generator) -> None:
+        """gamma = 1, beta = 0, running_mean = 0, running_var = 1 (draws nothing from rng)."""
+        be, c = self.backend, self.num_features
+        if self.affine:
+            self.params["gamma"] = be.full((c,), 1.0)
+            self.params["beta"] = be.zeros((c,))
+            self.grads["gamma"] = be.zeros((c,))
+            self.grads["beta"] = be.zeros((c,))
+        self.buffers["running_mean"] = be.zeros((c,))
+        self.buffers["running_var"] = be.full((c,), 1.0)
+
+    # ------------------------------------------------------------------ forward / backward
+    def _channels(self, v: Array) -> Array:
+        """A (C,) vector shaped to broadcast against the input's channel axis."""
+        return self.xp.reshape(v, (1, self.num_features) + (1,) * (self.input_rank - 2))
+
+    def _check_input(self, x: Array) -> None:
+        be = self.backend
+        want = format_input(self.num_features, self.input_rank)
+        if not be.is_array(x):
+            raise TypeError(
+                f"{self.name}: expected a {be.name} array of shape {want}, got "
+                f"{type(x).__module__}.{type(x).__name__}; convert it with backend.asarray(x)"
+            )
+        if x.ndim != self.input_rank or x.shape[1] != self.num_features:
+            raise ValueError(f"{self.name}: expected input of shape {want}, got {tuple(x.shape)}")
+        if x.dtype != be.dtype:
+            raise TypeError(
+                f"{self.name}: expected input dtype {be.dtype_name}, got {x.dtype}; "
+                f"cast it first (backend.asarray(x)) so that no silent promotion happens"
+            )
+
+    def forward(self, x: Array, training: bool = False) -> Array:
+        self._check_input(x)
+        xp = self.xp
+        if training:
+            m = int(np.prod([x.shape[a] for a in self.axes]))
+            if m < 2:
+                raise ValueError(
+                    f"{self.name}: expected more than 1 value per channel when training, got "
+                    f"input of shape {tuple(x.shape)} (a batch of one has no variance; use a "
+                    "larger batch, or training=False)"
+                )
+            mean = xp.mean(x, axis=self.axes, keepdims=True)
+            xc = x - mean
+            var = xp.mean(xc * xc, axis=self.axes, keepdims=True)  # biased: / m
+            self._update_running(mean, var, m)
+            self.mode = "train"
+        else:
+            xc = x - self._channels(self.buffers["running_mean"])
+            var = self._channels(self.buffers["running_var"])
+            self.mode = "eval"
+        self.inv_std = 1.0 / xp.sqrt(var + self.eps)
+        self.xhat = xc * self.inv_std
+        if not self.affine:
+            return self.xhat
+        gamma, beta = self.params["gamma"], self.params["beta"]
+        return self.xhat * self._channels(gamma) + self._channels(beta)
+
+    def _update_running(self, mean: Array, var: Array, m: int) -> None:
+        """``running = (1 - momentum) running + momentum batch_stat`` (unbiased var), in place."""
+        xp, c, mom = self.xp, (self.num_features,), self.momentum
+        rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
+        rm *= 1.0 - mom
+        rm += mom * xp.reshape(mean, c)
+        rv *= 1.0 - mom
+        rv += (mom * m / (m - 1)) * xp.reshape(var, c)
+
+    def backward(self, dy: Array) -> Array:
+        if self.xhat is None or self.inv_std is None or self.mode is None:
+            raise RuntimeError(f"{self.name}: backward called before forward")
+        xp, axes, xhat, inv_std = self.xp, self.axes, self.xhat, self.inv_std
+        if self.affine:
+            c = (self.num_features,)
+            self.grads["gamma"][...] = xp.reshape(xp.sum(dy * xhat, axis=axes), c)
+            self.grads["beta"][...] = xp.reshape(xp.sum(dy, axis=axes), c)
+            dxhat = dy * self._channels(self.params["gamma"])
+        else:
+            dxhat = dy
+        if self.mode == "eval":
+            return dxhat * inv_std
+        m = float(np.prod([dy.shape[a] for a in axes]))
+        return (inv_std * (1.0 / m)) * (
+            m * dxhat
+            - xp.sum(dxhat, axis=axes, keepdims=True)
+            - xhat * xp.sum(dxhat * xhat, axis=axes, keepdims=True)
+        )
+
+    # ------------------------------------------------------------------- description
+    def config(self) -> dict[str, Any]:
+        return {
+            "num_features": self.num_features,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "affine": self.affine,
+        }
+
+    @classmethod
+    def param_shapes_for(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+        c = positive_int("num_features", config.get("num_features"))
+        return {"gamma": (c,), "beta": (c,)} if config.get("affine", True) else {}
+
+    @classmethod
+    def buffer_shapes_for(cls, config: dict[str, Any]) -> dict[str, tuple[int, ...]] | None:
+        c = positive_int("num_features", config.get("num_features"))
+        return {"running_mean": (c,), "running_var": (c,)}
+
+    @property
+    def input_shape(self) -> Shape:
+        return (self.num_features,) + (None,) * (self.input_rank - 2)
+
+    def output_shape(self, input_shape: Shape | None) -> Shape:
+        return input_shape if input_shape is not None else self.input_shape
+
+    def describe(self) -> str:
+        return f"{type(self).__name__} {self.num_features}"
+
+    def describe_input(self) -> str:
+        return f"num_features={self.num_features}"
+
+
+def format_input(channels: int, rank: int) -> str:
+    """``(batch, 16)`` or ``(batch, 16, H, W)``."""
+    return f"(batch, {channels}" + ", H, W" * (rank == 4) + ")"
+
+
+class BatchNorm1d(BatchNorm):
+    """Batch normalization of (N, C) rows, per feature (see :class:`BatchNorm`)."""
+
+    input_rank: ClassVar[int] = 2
+
+
+class BatchNorm2d(BatchNorm):
+    """Batch normalization of (N, C, H, W) images, per channel over N, H and W (see
+    :class:`BatchNorm`)."""
+
+    input_rank: ClassVar[int] = 4
