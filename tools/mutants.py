@@ -32,6 +32,7 @@ GRAD_TESTS = (
     "tests/test_gradients_models.py",
 )
 OPTIM_TESTS = ("tests/test_optim_rules.py",)
+BN_TESTS = ("tests/test_gradients_batchnorm.py", "tests/test_layers_batchnorm.py")
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,8 @@ class Mutant:
     #: other (old, new) spellings of the same mutation, for source that is being rewritten
     alt: tuple[tuple[str, str], ...] = ()
 
+
+BN = "xpnet/layers/batchnorm.py"
 
 MUTANTS: list[Mutant] = [
     # ------------------------------------------------------------------------------- Dense
@@ -171,6 +174,64 @@ MUTANTS: list[Mutant] = [
            "return relu.backend.dropout_relu_backward(dy, relu.y, drop.mask)",
            "fusion rule ReLU -> Dropout backward: mask and ReLU output swapped",
            ("tests/test_cuda_kernels.py",)),
+    # ------------------------------------------------------------------------- BatchNorm
+    Mutant("bn-mean-term-dropped", BN,
+           "            - xp.sum(dxhat, axis=axes, keepdims=True)\n", "",
+           "BatchNorm dx (training): dropped the -sum(dxhat) (mean) term", BN_TESTS),
+    Mutant("bn-var-term-dropped", BN,
+           "            - xhat * xp.sum(dxhat * xhat, axis=axes, keepdims=True)\n", "",
+           "BatchNorm dx (training): dropped the -xhat sum(dxhat xhat) (variance) term",
+           BN_TESTS),
+    Mutant("bn-simplified-backward", BN,
+           'if self.mode == "eval":\n            return dxhat * inv_std',
+           "return dxhat * inv_std",
+           "BatchNorm dx (training): the inference backward (both statistics terms dropped)",
+           BN_TESTS),
+    Mutant("bn-no-1-over-m", BN,
+           "return (inv_std * (1.0 / m)) * (", "return inv_std * (",
+           "BatchNorm dx (training): the 1/m factor missing", BN_TESTS),
+    Mutant("bn-dx-gamma-dropped", BN,
+           'dxhat = dy * self._channels(self.params["gamma"])', "dxhat = dy",
+           "BatchNorm dx: gamma not applied (dxhat = dy)", BN_TESTS),
+    Mutant("bn-dgamma-sum-dy", BN,
+           'self.grads["gamma"][...] = xp.reshape(xp.sum(dy * xhat, axis=axes), c)',
+           'self.grads["gamma"][...] = xp.reshape(xp.sum(dy, axis=axes), c)',
+           "BatchNorm dgamma: sum(dy) instead of sum(dy xhat)", BN_TESTS),
+    Mutant("bn-dgamma-mean", BN,
+           'self.grads["gamma"][...] = xp.reshape(xp.sum(dy * xhat, axis=axes), c)',
+           'self.grads["gamma"][...] = xp.reshape(xp.mean(dy * xhat, axis=axes), c)',
+           "BatchNorm dgamma: mean over the batch instead of the sum", BN_TESTS),
+    Mutant("bn-dbeta-times-xhat", BN,
+           'self.grads["beta"][...] = xp.reshape(xp.sum(dy, axis=axes), c)',
+           'self.grads["beta"][...] = xp.reshape(xp.sum(dy * xhat, axis=axes), c)',
+           "BatchNorm dbeta: sum(dy xhat) instead of sum(dy)", BN_TESTS),
+    Mutant("bn-unbiased-normalisation", BN,
+           "var = xp.mean(xc * xc, axis=self.axes, keepdims=True)  # biased: / m",
+           "var = xp.sum(xc * xc, axis=self.axes, keepdims=True) * (1.0 / (m - 1))",
+           "BatchNorm forward: normalises with the unbiased variance (m - 1)", BN_TESTS),
+    Mutant("bn-eps-outside-sqrt", BN,
+           "self.inv_std = 1.0 / xp.sqrt(var + self.eps)",
+           "self.inv_std = 1.0 / (xp.sqrt(var) + self.eps)",
+           "BatchNorm forward: eps added outside the square root", BN_TESTS),
+    Mutant("bn-running-var-biased", BN,
+           "rv += (mom * m / (m - 1)) * xp.reshape(var, c)", "rv += mom * xp.reshape(var, c)",
+           "BatchNorm running_var: the biased batch variance (PyTorch keeps the unbiased)",
+           BN_TESTS),
+    Mutant("bn-momentum-swapped", BN,
+           "rm += mom * xp.reshape(mean, c)", "rm += (1.0 - mom) * xp.reshape(mean, c)",
+           "BatchNorm running_mean: momentum weights swapped", BN_TESTS),
+    Mutant("bn-eval-uses-batch-stats", BN,
+           "        if training:\n            m = int(", "        if True:\n            m = int(",
+           "BatchNorm inference: normalises with the batch statistics", BN_TESTS),
+    Mutant("gradcheck-buffers-shared", "xpnet/testing/_runner.py",
+           "            new.buffers[key] = backend.asarray(host, dtype=backend.dtype)\n",
+           "            pass\n",
+           "check_gradients: the private copy shares the user's buffer arrays", BN_TESTS),
+    Mutant("parallel-batchnorm-allowed", "xpnet/training/parallel.py",
+           "        if names:\n            raise DistributedError(",
+           "        if not names:\n            raise DistributedError(",
+           "fit(comm=...) over several processes: batch-dependent layers let through",
+           BN_TESTS),
     # ---------------------------------------------------- optimizers (the update-rule tests)
     Mutant("sgd-nesterov", "xpnet/optim/sgd.py",
            "p -= lr * (g + self.momentum * v) if self.nesterov else lr * v",
@@ -205,7 +266,7 @@ def run_one(mutant: Mutant | None, profile: str, extra: list[str]) -> tuple[str,
     with tempfile.TemporaryDirectory(prefix="xpnet-mutant-") as tmp:
         dest = Path(tmp)
         _copy_tree(dest)
-        tests: tuple[str, ...] = GRAD_TESTS + OPTIM_TESTS
+        tests: tuple[str, ...] = GRAD_TESTS + OPTIM_TESTS + BN_TESTS
         if mutant is not None:
             target = dest / mutant.path
             text = target.read_text()
