@@ -232,6 +232,10 @@ MUTANTS: list[Mutant] = [
            "        if not names:\n            raise DistributedError(",
            "fit(comm=...) over several processes: batch-dependent layers let through",
            BN_TESTS),
+    Mutant("skip-keeps-bad-buffers", "xpnet/training/loop.py",
+           "        restore_buffers(kept)\n        error = broken_weights(",
+           "        error = broken_weights(",
+           "fit(on_nonfinite='skip'): a skipped batch's running statistics kept", BN_TESTS),
     # ---------------------------------------------------- optimizers (the update-rule tests)
     Mutant("sgd-nesterov", "xpnet/optim/sgd.py",
            "p -= lr * (g + self.momentum * v) if self.nesterov else lr * v",

@@ -32,7 +32,15 @@ from .callbacks import (
 from .checkpoint import ModelCheckpoint, checkpoint_path, start_run
 from .history import History
 from .inputs import Batches, check_batch_size, prepare_inputs, prepare_targets, prepare_validation
-from .nonfinite import broken_weights, clip_gradients, finite_probe, step_failure
+from .nonfinite import (
+    BufferCopies,
+    broken_weights,
+    clip_gradients,
+    copy_buffers,
+    finite_probe,
+    restore_buffers,
+    step_failure,
+)
 from .parallel import DataParallel
 from .signals import SignalGuard, interrupted, interrupted_at_the_end
 from .state import TrainState
@@ -243,6 +251,8 @@ class _Run:
         loss, opt, be = model.loss, model.optimizer, model.backend
         assert loss is not None and opt is not None
         idx, xb, yb = self.batches.get(state.step)
+        # Checked every step: a bad batch will leave the buffers (running statistics) as they were.
+        kept = copy_buffers(model) if state.sync_every == 1 else []
         out = model.forward(xb, training=True)
         lv = loss.forward(out, yb, check=False)
         model.backward(loss.backward(), need_dx=False)
@@ -253,7 +263,7 @@ class _Run:
         state.global_step += 1
         state.synced = state.due_sync(state.step)
         if state.synced and not math.isfinite(be.to_float(finite_probe(be, lv, params))):
-            self.nonfinite(xb, yb)
+            self.nonfinite(xb, yb, kept)
         else:
             if self.clip is not None:
                 clip_gradients(be, params, self.clip)
@@ -262,8 +272,9 @@ class _Run:
         if state.synced:
             state.sync(state.step)
 
-    def nonfinite(self, xb: Array, yb: Array) -> None:
-        """The step's loss or a gradient is NaN/inf: raise, or skip the batch."""
+    def nonfinite(self, xb: Array, yb: Array, kept: BufferCopies) -> None:
+        """The step's loss or a gradient is NaN/inf: raise, or skip the batch (either way the
+        buffers are put back as they were before it, when it was checked on its own)."""
         model, state = self.model, self.state
         assert model.loss is not None
         if self.on_nonfinite == "raise":
@@ -273,7 +284,10 @@ class _Run:
                 f"(checked every {state.sync_every} steps)"
             )
             where = f"epoch {state.epoch + 1}, batch {step + 1}/{state.steps_per_epoch}"
-            raise step_failure(model, model.loss, xb, yb, span, where, gs)
+            failure = step_failure(model, model.loss, xb, yb, span, where, gs)
+            restore_buffers(kept)  # after the diagnosis, which replays the step
+            raise failure
+        restore_buffers(kept)
         error = broken_weights(model, state.global_step)
         if error is not None:  # skipping batches cannot repair the weights themselves
             raise error

@@ -143,6 +143,27 @@ def step_failure(
     )
 
 
+#: ``(layer.buffers, key, copy)`` for every buffer of a model, to put back after a bad step
+BufferCopies = list[tuple[dict[str, Array], str, Array]]
+
+
+def copy_buffers(model: Sequential) -> BufferCopies:
+    """Copies of every layer's buffers (BatchNorm's running statistics), taken before a step
+    that is checked for NaN/inf, so that a failed or skipped batch leaves them as they were
+    (``x * 1.0`` copies exactly, on any backend)."""
+    return [
+        (layer.buffers, key, buf * 1.0)
+        for layer in model.layers
+        for key, buf in layer.buffers.items()
+    ]
+
+
+def restore_buffers(copies: BufferCopies) -> None:
+    """Put back what :func:`copy_buffers` copied."""
+    for buffers, key, value in copies:
+        buffers[key] = value
+
+
 def broken_weights(model: Sequential, step: int) -> NonFiniteError | None:
     """The error for weights that are themselves non-finite (skipping cannot help), or None."""
     bad = nonfinite_params(model)
@@ -156,4 +177,12 @@ def broken_weights(model: Sequential, step: int) -> NonFiniteError | None:
     )
 
 
-__all__ = ["NonFiniteError", "clip_gradients", "diagnose", "finite_probe", "grad_norm"]
+__all__ = [
+    "NonFiniteError",
+    "clip_gradients",
+    "copy_buffers",
+    "diagnose",
+    "finite_probe",
+    "grad_norm",
+    "restore_buffers",
+]
