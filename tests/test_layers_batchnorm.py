@@ -155,6 +155,10 @@ def test_a_batch_of_one_in_training_is_refused_as_in_pytorch() -> None:
     net = xpnet.Sequential([Dense(2, 3), BatchNorm1d(3)])
     with pytest.raises(ValueError, match=r"layer 1 \(BatchNorm1d 3\): expected more than 1"):
         net.forward(np.zeros((1, 2), np.float32), training=True)
+    # fit's last batch of one row: the message says what to change.
+    X, y = _xy(17)
+    with pytest.raises(ValueError, match="a last batch of one row: choose a batch_size"):
+        _bn_net().fit(X, y, epochs=1, batch_size=8, verbose=False)
 
 
 def test_sequential_checks_shapes_and_summarizes() -> None:

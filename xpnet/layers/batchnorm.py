@@ -101,8 +101,8 @@ class BatchNorm(Layer):
             if m < 2:
                 raise ValueError(
                     f"{self.name}: expected more than 1 value per channel when training, got "
-                    f"input of shape {tuple(x.shape)} (a batch of one has no variance; use a "
-                    "larger batch, or training=False)"
+                    f"input of shape {tuple(x.shape)} (one value has no variance; in fit, a "
+                    "last batch of one row: choose a batch_size that does not leave one)"
                 )
             mean = xp.mean(x, axis=self.axes, keepdims=True)
             xc = x - mean
