@@ -8,14 +8,17 @@ import numpy as np
 import pytest
 
 import xpnet
-from xpnet.backends import get_backend
+from xpnet.backends import cuda_available, get_backend
 from xpnet.backends.dlpack import describe, is_dlpack
 from xpnet.layers import Dense, ReLU
 from xpnet.training.inputs import prepare_inputs, prepare_targets
 
-torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed (pip install 'xpnet[torch]' runs these tests)"
-)
+
+@pytest.fixture(scope="module")
+def torch() -> Any:
+    return pytest.importorskip(
+        "torch", reason="PyTorch is not installed (pip install 'xpnet[torch]' runs these tests)"
+    )
 
 
 def _model(seed: int = 0, dtype: str = "float32") -> xpnet.Sequential:
@@ -48,7 +51,7 @@ class Producer:
 
 
 # ------------------------------------------------------------------------ same results
-def test_fit_on_tensors_gives_bit_identical_weights():
+def test_fit_on_tensors_gives_bit_identical_weights(torch):
     X, y = _data()
     ref, tm = _model(), _model()
     h_ref = ref.fit(X, y, epochs=3, batch_size=16, seed=1, verbose=False,
@@ -65,7 +68,7 @@ def test_fit_on_tensors_gives_bit_identical_weights():
     assert y.dtype == np.int64  # labels went in as torch.int64
 
 
-def test_predict_evaluate_on_tensors_match_numpy():
+def test_predict_evaluate_on_tensors_match_numpy(torch):
     X, y = _data()
     model = _model()
     model.fit(X, y, epochs=1, batch_size=16, seed=0, verbose=False)
@@ -76,25 +79,25 @@ def test_predict_evaluate_on_tensors_match_numpy():
     assert isinstance(model.predict(Xt), np.ndarray)
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.int64, torch.uint8])
-def test_other_dtypes_are_cast_like_numpy(dtype):
+@pytest.mark.parametrize("dtype", ["float64", "float16", "int64", "uint8"])
+def test_other_dtypes_are_cast_like_numpy(dtype, torch):
     X, _ = _data()
     model = _model()
-    Xt = (torch.from_numpy(X) * 10).to(dtype)
+    Xt = (torch.from_numpy(X) * 10).to(getattr(torch, dtype))
     as_numpy = Xt.numpy()
     np.testing.assert_array_equal(model.predict_proba(Xt), model.predict_proba(as_numpy))
     Xd = prepare_inputs(model, Xt)
     assert Xd.dtype == np.float32
 
 
-def test_float64_model_uses_float64_tensor_in_place():
+def test_float64_model_uses_float64_tensor_in_place(torch):
     X, _ = _data()
     model = _model(dtype="float64")
     Xt = torch.from_numpy(X.astype(np.float64))
     assert _address(prepare_inputs(model, Xt)) == Xt.data_ptr()
 
 
-def test_non_contiguous_tensor():
+def test_non_contiguous_tensor(torch):
     X, y = _data()
     wide = torch.from_numpy(np.ascontiguousarray(X.T))  # (6, n), so .T is a strided view
     Xt = wide.T
@@ -109,7 +112,7 @@ def test_non_contiguous_tensor():
     np.testing.assert_array_equal(a.layers[0].params["W"], b.layers[0].params["W"])
 
 
-def test_bool_targets_and_inputs_follow_the_numpy_policy():
+def test_bool_targets_and_inputs_follow_the_numpy_policy(torch):
     X, _ = _data()
     model = xpnet.Sequential([Dense(6, 1)], seed=0).compile("mse", xpnet.optim.Adam())
     yb = torch.from_numpy(X[:, 0] > 0).reshape(-1, 1)
@@ -121,7 +124,7 @@ def test_bool_targets_and_inputs_follow_the_numpy_policy():
 
 
 # ----------------------------------------------------------------------------- no copy
-def test_float32_inputs_and_int64_labels_are_not_copied():
+def test_float32_inputs_and_int64_labels_are_not_copied(torch):
     X, y = _data()
     model = _model()
     Xt, yt = torch.from_numpy(X).clone(), torch.from_numpy(y).clone()
@@ -143,7 +146,7 @@ def test_any_dlpack_producer_is_read():
     assert model.evaluate(Xp, Producer(y)) == model.evaluate(X, y)
 
 
-def test_parameters_are_shared_with_torch_through_dlpack():
+def test_parameters_are_shared_with_torch_through_dlpack(torch):
     X, y = _data()
     model = _model()
     dense = model.layers[0]
@@ -170,7 +173,7 @@ def test_gpu_tensor_on_a_numpy_model_is_refused_clearly():
         model.fit(X, y, epochs=1, verbose=False, validation_data=(on_gpu, y))
 
 
-def test_tensors_dlpack_cannot_export_are_named():
+def test_tensors_dlpack_cannot_export_are_named(torch):
     X, _ = _data()
     model = _model()
     with pytest.raises(TypeError, match=r"X: a torch.Tensor on CPU device 0 .*require.*detach"):
@@ -179,7 +182,7 @@ def test_tensors_dlpack_cannot_export_are_named():
         model.predict(torch.from_numpy(X).to(torch.bfloat16))
 
 
-def test_shape_and_value_errors_are_the_numpy_ones():
+def test_shape_and_value_errors_are_the_numpy_ones(torch):
     X, y = _data()
     model = _model()
     with pytest.raises(ValueError, match=r"X: .* input of shape \(batch, 6\), got \(64, 5\)"):
@@ -197,3 +200,22 @@ def test_generic_backend_hands_host_data_back_as_numpy():
     be = get_backend(strict)
     out = be.from_dlpack(Producer(np.arange(3.0)))
     assert isinstance(out, np.ndarray)  # host data: the caller moves it like any host array
+
+
+def test_cuda_tensor_on_a_cupy_model_is_used_in_place(torch):
+    if not cuda_available() or not torch.cuda.is_available():
+        pytest.skip("needs CuPy with a CUDA device and a CUDA build of PyTorch")
+    X, y = _data()
+    model = _model().to("cupy")
+    Xt, yt = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+    Xd = prepare_inputs(model, Xt)
+    assert Xd.__cuda_array_interface__["data"][0] == Xt.data_ptr()  # the same device memory
+    np.testing.assert_allclose(model.predict_proba(Xt), _model().predict_proba(X), rtol=1e-4,
+                               atol=1e-6)
+    model.fit(Xt, yt, epochs=1, batch_size=16, verbose=False)
+    with pytest.raises(TypeError, match="computes on the CPU"):
+        _model().predict(Xt)
+    # CuPy parameters go out to PyTorch without a copy too
+    W = torch.from_dlpack(model.layers[0].params["W"])
+    assert W.is_cuda and W.data_ptr() == model.layers[0].params["W"].__cuda_array_interface__[
+        "data"][0]
