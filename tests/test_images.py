@@ -137,6 +137,16 @@ def test_exif_orientation_is_applied(Image, tmp_path):
     assert read_channels(path).shape[:2] == pixels.shape
 
 
+def test_large_photos_are_reduced_first(Image, tmp_path):
+    page = _stroke(3000, 4000, 1200, 1500, zoom=20, ink=40, paper=210)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.dstack([page] * 3)).save(path, quality=85)
+    assert max(read_channels(path).shape[:2]) <= 1024
+    small = digit_from_array(_stroke(150, 200, 60, 75, ink=40, paper=210))
+    np.testing.assert_allclose(check_mnist_style(digit_from_file(path)).reshape(-1), small,
+                               atol=0.25)
+
+
 # ------------------------------------------------------------------- transparency
 @pytest.mark.parametrize("ink", [0, 255])
 def test_ink_on_a_transparent_canvas_reads_as_ink_in_either_colour(Image, tmp_path, ink):

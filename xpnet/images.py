@@ -3,7 +3,8 @@
 Files are read with Pillow (``pip install "xpnet[images]"``), imported lazily here and nowhere
 else: PNG (8 or 16 bits), JPEG, BMP, GIF (first frame), TIFF, WebP..., in any mode (gray,
 RGB, RGBA, gray+alpha, palette with or without transparency) and any size. A JPEG's EXIF
-orientation is applied, as a photo viewer does.
+orientation is applied, as a photo viewer does; images over 1024 pixels a side are first
+box-averaged by a whole factor (a photo's digit ends up 20 pixels tall anyway).
 
 :func:`digit_from_gray` then does what MNIST did to its digits (LeCun et al.):
 
@@ -42,6 +43,8 @@ INK = 0.2
 #: less contrast than this between the ink and the background: a blank image
 MIN_CONTRAST = 0.05
 LUMA = np.array([0.299, 0.587, 0.114])
+#: larger images are first box-averaged by a whole factor to at most this many pixels a side
+MAX_SIDE = 1024
 
 #: file signatures -> format names, to say what an unreadable file is
 SIGNATURES = ((b"\x89PNG", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"GIF8", "GIF"), (b"BM", "BMP"),
@@ -139,16 +142,23 @@ def channels(img: Any) -> np.ndarray:
     """A Pillow image as (H, W, C) float64 in [0, 1] (see :func:`read_channels`)."""
     mode = img.mode
     if mode.startswith("I"):  # 16-bit gray (PNG, TIFF) and 32-bit integer images
-        a = np.asarray(img, dtype=np.float64) / 65535.0
+        a = np.asarray(_shrink(img), dtype=np.float64) / 65535.0
         return np.clip(a, 0.0, 1.0)[..., None]
     if mode == "F":  # float images: [0, 1], or 0..255 when larger values appear
-        a = np.asarray(img, dtype=np.float64)
+        a = np.asarray(_shrink(img), dtype=np.float64)
         return np.clip(a / 255.0 if a.max() > 1.0 else a, 0.0, 1.0)[..., None]
     alpha = "A" in mode or "a" in mode or "transparency" in img.info
     gray = mode in ("1", "L", "LA", "La")
     target = ("LA" if gray else "RGBA") if alpha else ("L" if gray else "RGB")
-    a = np.asarray(img.convert(target), dtype=np.float64) / 255.0
+    a = np.asarray(_shrink(img.convert(target)), dtype=np.float64) / 255.0
     return a[..., None] if a.ndim == 2 else a
+
+
+def _shrink(img: Any) -> Any:
+    """``img`` box-averaged by a whole factor to at most ``MAX_SIDE`` pixels a side: a phone
+    photo (4000x3000) would otherwise take ~1 GB as float64, for a 20-pixel digit."""
+    factor = -(-max(img.size) // MAX_SIDE)
+    return img.reduce(factor) if factor > 1 else img
 
 
 def gray_from_channels(image: np.ndarray) -> np.ndarray:
