@@ -17,7 +17,13 @@ import pytest
 import xpnet
 from xpnet.cli import main
 from xpnet.datasets import load_dataset, preprocess, write_idx
-from xpnet.png import write_png
+
+
+def write_image(path: Path, pixels: np.ndarray, **options) -> str:
+    """Save a uint8 image with Pillow (the format from the suffix); its path as a string."""
+    Image = pytest.importorskip("PIL.Image", reason='Pillow is not installed (xpnet[images])')
+    Image.fromarray(pixels).save(path, **options)
+    return str(path)
 
 
 @pytest.fixture(autouse=True)
@@ -292,21 +298,20 @@ def test_predict_matches_the_model_on_the_same_digits(capsys, model_path, tmp_pa
                                                       sample_test):
     X, y = sample_test
     rows = [0, 250, 520, 999]
-    paths = []
-    for i in rows:
-        paths.append(str(write_png(tmp_path / f"d{i}.png", X[i].reshape(28, 28))))
-    # the same digit as dark ink on a white, larger, RGB canvas
-    ink = np.kron(255 - X[520].reshape(28, 28), np.ones((2, 2), dtype=np.uint8))
-    paths.append(str(write_png(tmp_path / "ink.png", np.dstack([ink] * 3))))
+    paths = [write_image(tmp_path / f"d{i}.png", X[i].reshape(28, 28)) for i in rows]
+    # the same digit as dark ink on a white, larger, RGB canvas, as a JPEG
+    ink = np.kron(255 - X[520].reshape(28, 28), np.ones((3, 3), dtype=np.uint8))
+    paths.append(write_image(tmp_path / "ink.jpg", np.dstack([ink] * 3), quality=95))
     model = xpnet.load(model_path)
     expected = model.predict_proba(preprocess(X[rows + [520]]))
     code, out, err = run(capsys, "predict", str(model_path), *paths, "--json")
     assert code == 0, err
     result = json.loads(out)["predictions"]
     assert [r["image"] for r in result] == paths
+    for r, p in zip(result[:4], expected, strict=False):  # PNG: the same pixels
+        np.testing.assert_allclose(r["probabilities"], p, atol=1e-3)
     for r, p in zip(result, expected, strict=True):
         assert r["class"] == int(np.argmax(p))
-        np.testing.assert_allclose(r["probabilities"], p, atol=1e-6)
         assert sum(r["probabilities"]) == pytest.approx(1.0, abs=1e-5)
 
     code, out, _ = run(capsys, "predict", str(model_path), paths[0], "--show")
@@ -316,28 +321,57 @@ def test_predict_matches_the_model_on_the_same_digits(capsys, model_path, tmp_pa
     assert len(out.splitlines()) == 2 + 28
 
 
-def test_predict_errors(capsys, model_path, tmp_path):
-    text = tmp_path / "digit.png"
-    text.write_text("not an image")
-    code, _, err = run(capsys, "predict", str(model_path), str(text))
-    assert code == 2
-    assert_one_line_error(err, "predict", "digit.png: not a PNG file")
-    code, _, err = run(capsys, "predict", str(model_path), str(tmp_path / "none.png"))
-    assert code == 2
-    assert_one_line_error(err, "predict", "none.png: cannot read the file")
+@pytest.mark.parametrize("name,content,message", [
+    ("empty.png", b"", "empty.png: an empty file (0 bytes), not an image"),
+    ("digit.png", b"not an image\n", "digit.png: a text file, not an image (it starts with "
+                                     "'not an image')"),
+    ("digit.jpg", None, "digit.jpg: a truncated or corrupt JPEG file"),
+    ("none.png", "missing", "none.png: not found"),
+    ("folder", "dir", "folder: a directory, not an image file"),
+    ("model.npz", b"PK\x03\x04rest", "model.npz: a ZIP archive (such as an .npz model file)"),
+    ("blank.png", "blank", "blank.png: the image is blank"),
+])
+def test_predict_names_the_file_and_what_it_is(capsys, model_path, tmp_path, sample_test,
+                                              name, content, message):
+    """Issue 15: a JPEG, an empty file or a text file all used to say "not a PNG file"."""
+    path = tmp_path / name
+    if content == "dir":
+        path.mkdir()
+    elif content == "blank":
+        write_image(path, np.full((30, 30), 200, dtype=np.uint8))
+    elif content is None:  # a real JPEG cut in half
+        write_image(path, sample_test[0][0].reshape(28, 28))
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif isinstance(content, bytes):
+        path.write_bytes(content)
+    ok = write_image(tmp_path / "ok.png", sample_test[0][1].reshape(28, 28))
+    code, out, err = run(capsys, "predict", str(model_path), ok, str(path))
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "predict", message)
+
+
+def test_predict_without_pillow_says_how_to_install_it(model_path):
+    code = ("import sys; sys.modules['PIL'] = None\n"
+            "from xpnet.cli import main\n"
+            f"sys.exit(main(['predict', {str(model_path)!r}, 'digit.png']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert 'pip install "xpnet[images]"' in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
 
 
 # ----------------------------------------------------------------- plots, Ctrl-C, resume
 def test_train_plot_writes_one_png(capsys, tmp_path):
     pytest.importorskip("matplotlib")
-    from xpnet.png import read_png
-
     path = tmp_path / "run.png"
     code, out, err = run(capsys, "train", "--hidden", "16", "--epochs", "2", "--limit", "300",
                          "--plot", str(path))
     assert code == 0, err
     assert f"plot written to {path}" in out
-    assert read_png(path).shape[:2] == (1050, 1700)
+    from PIL import Image
+
+    with Image.open(path) as img:
+        assert (img.format, img.size) == ("PNG", (1700, 1050))
 
 
 def test_plot_without_matplotlib_fails_before_training(tmp_path):

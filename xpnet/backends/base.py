@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from . import dlpack
+
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray, ...)
 
 FLOAT_DTYPES = ("float32", "float64")
@@ -160,6 +162,23 @@ class Backend:
         if self.is_array(x):
             return x if dtype is None or x.dtype == dtype else xp.astype(x, dtype)
         return xp.asarray(np.ascontiguousarray(x), dtype=dtype, device=self.device)
+
+    def from_dlpack(self, x: Any, name: str = "X") -> Array:
+        """``x`` (anything with ``__dlpack__``: a PyTorch tensor, a JAX array...) without a copy.
+
+        Returns a host NumPy view when ``x`` is in host memory (the caller checks and moves it
+        like any host array), else an array of this module sharing ``x``'s device memory.
+        Raises TypeError naming ``name`` when this backend cannot read it there.
+        """
+        if dlpack.on_host(x):
+            return dlpack.host_from_dlpack(x, name)
+        try:
+            return self.xp.from_dlpack(x)
+        except Exception as exc:  # each producer/consumer pair raises its own kind
+            raise TypeError(
+                f"{name} is {dlpack.describe(x)}, which the {self.name} backend cannot read "
+                f"({exc}); move it to the CPU first"
+            ) from None
 
     def is_array(self, x: Any) -> bool:
         """Whether ``x`` is already an array of this backend's module."""

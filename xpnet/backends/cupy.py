@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..fusion import plan_fusions
+from . import dlpack
 from .base import KEEP_ALL, Array, Backend, BackendError, DeviceGenerator, keep_threshold
 from .cuda_kernels import ELEMENTWISE, raw_source
 
@@ -120,6 +121,26 @@ class CupyBackend(Backend):
         if isinstance(x, cp.ndarray):
             return x if dtype is None else x.astype(dtype, copy=False)
         return cp.asarray(np.asarray(x), dtype=dtype)
+
+    def from_dlpack(self, x: Any, name: str = "X") -> Array:
+        # Host data comes back as a NumPy view, checked on the host and then copied up once
+        # like any NumPy input; CUDA memory on this device is used in place (no copy).
+        kind, index = dlpack.device_of(x)
+        if kind in dlpack.HOST_DEVICES:
+            return dlpack.host_from_dlpack(x, name)
+        current = int(self.xp.cuda.runtime.getDevice())
+        if kind not in dlpack.CUDA_DEVICES or index != current:
+            raise TypeError(
+                f"{name} is {dlpack.describe(x)}, but the model computes on CUDA device "
+                f"{current}: move it there first (PyTorch: X.to('cuda:{current}'))"
+            )
+        try:
+            return self.xp.from_dlpack(x)
+        except Exception as exc:  # the producer refuses (requires grad, unsupported dtype...)
+            raise TypeError(
+                f"{name}: {dlpack.describe(x)} of dtype {getattr(x, 'dtype', '?')} cannot be "
+                f"read through DLPack ({exc}); pass a detached tensor of a NumPy dtype"
+            ) from None
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, self.xp.ndarray)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from . import dlpack
 from .base import Array, Backend, DeviceGenerator
 
 
@@ -33,6 +34,17 @@ class NumpyBackend(Backend):
         if dtype is None:
             dtype = self.dtype if arr.dtype.kind == "f" else None
         return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    def from_dlpack(self, x: Any, name: str = "X") -> Array:
+        # The CPU computes here: a GPU tensor is refused rather than copied behind the user's
+        # back (a silent device->host copy per call is the surprise to avoid).
+        if not dlpack.on_host(x):
+            raise TypeError(
+                f"{name} is {dlpack.describe(x)}, but the model computes on the CPU (numpy "
+                "backend): move it to the CPU first (PyTorch: X.cpu()), or use a model on the "
+                "GPU (backend='cupy', or model.to('cupy'))"
+            )
+        return dlpack.host_from_dlpack(x, name)
 
     def is_array(self, x: Any) -> bool:
         return isinstance(x, np.ndarray)

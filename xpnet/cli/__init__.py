@@ -46,12 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _expected_errors() -> tuple[type[BaseException], ...]:
     from ..backends import BackendError
+    from ..images import ImageError, ImagesUnavailableError
     from ..plot import PlotUnavailableError
-    from ..png import PNGError
     from ..serialization import ModelFileError
 
     errors: list[type[BaseException]] = [
-        CLIError, BackendError, ModelFileError, PNGError, PlotUnavailableError, OSError,
+        CLIError, BackendError, ModelFileError, ImageError, ImagesUnavailableError,
+        PlotUnavailableError, OSError,
         ValueError, TypeError, FloatingPointError,
     ]
     try:

@@ -12,12 +12,12 @@ import numpy as np
 from .common import FASHION_CLASSES, FORMATTER, backend_for, load_model
 
 PREDICT_EPILOG = """\
-Each PNG (gray, gray+alpha, RGB, RGBA or palette; any bit depth; not interlaced) becomes
-what the model was trained on: converted to gray (transparent parts count as white),
-resized to 28x28 (area averaging when shrinking, bilinear when enlarging), inverted
-when mostly light (MNIST digits are white on black, so dark ink on white paper is
-flipped), then scaled to [0, 1] like the training images. Nothing is cropped or
-centered: frame the digit like MNIST does, about 20 pixels high in a 28x28 square.
+Reads PNG, JPEG, BMP, GIF (first frame), TIFF, WebP... in any mode and size, through
+Pillow (pip install "xpnet[images]"), and makes each image what the model was trained
+on, the way MNIST was made: gray (transparent parts show white, or black behind light
+ink), inverted when the background (the border) is light, so the ink is white on black,
+contrast stretched, the digit scaled to 20 pixels on its longer side and centred by its
+centre of mass in a 28x28 square, then scaled to [0, 1] like the training images.
 --show prints the 28x28 image the model sees.
 
 examples:
@@ -30,12 +30,13 @@ examples:
 def add_parser(sub: Any) -> None:
     """The ``predict`` subcommand and its options."""
     p = sub.add_parser(
-        "predict", help="classify PNG images with a saved model",
-        description="Classify PNG images of digits (or clothes) with a saved model.",
+        "predict", help="classify images (PNG, JPEG...) with a saved model",
+        description="Classify images of digits (or clothes) with a saved model.",
         epilog=PREDICT_EPILOG, formatter_class=FORMATTER,
     )
     p.add_argument("model", type=Path, metavar="MODEL", help="a model saved by xpnet (.npz)")
-    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE", help="PNG files")
+    p.add_argument("images", type=Path, nargs="+", metavar="IMAGE",
+                   help="image files (PNG, JPEG, BMP, GIF...)")
     p.add_argument("--classes", choices=("digits", "fashion-mnist"), default="digits",
                    help="how to name the 10 classes (default: digits)")
     p.add_argument("--backend", choices=("numpy", "cupy", "auto"), default="numpy",
@@ -48,19 +49,18 @@ def add_parser(sub: Any) -> None:
 
 def _ascii(digit: np.ndarray) -> str:
     ramp = " .:-=+*#%@"
-    img = digit.reshape(28, 28)
-    return "\n".join("".join(ramp[int(v) * (len(ramp) - 1) // 255] * 2 for v in row)
-                     for row in img)
+    img = np.rint(digit.reshape(28, 28) * 255.0).astype(int)
+    return "\n".join("".join(ramp[v * (len(ramp) - 1) // 255] * 2 for v in row) for row in img)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..datasets import preprocess
-    from ..png import digit_from_png
+    from ..images import digit_from_file, pillow
 
+    pillow()  # before loading the model: say at once how to install it when it is missing
     backend = backend_for(args.backend, None)
     model = load_model(args.model, backend)
-    digits = np.stack([digit_from_png(path) for path in args.images])
-    proba = model.predict_proba(preprocess(digits)).astype(np.float64)
+    digits = np.stack([digit_from_file(path) for path in args.images])
+    proba = model.predict_proba(digits).astype(np.float64)
     is_proba = bool(np.all(proba >= 0) and np.allclose(proba.sum(axis=1), 1.0, atol=1e-3))
     kind = "probabilities" if is_proba else "outputs"
     names = list(FASHION_CLASSES) if args.classes == "fashion-mnist" else [

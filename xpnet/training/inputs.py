@@ -1,6 +1,8 @@
 """Input preparation for fit / evaluate / predict: checked once, moved to the device once.
 
-* :func:`prepare_inputs` and :func:`prepare_targets` validate ``X`` (shape against the model's
+* :func:`prepare_inputs` and :func:`prepare_targets` accept NumPy arrays, arrays of the
+  model's backend and any array speaking DLPack (read without a copy, see
+  :mod:`xpnet.backends.dlpack`); they validate ``X`` (shape against the model's
   first layer, real numbers, no NaN/inf, nothing that overflows the model's dtype) and ``y``
   (rows, and what the loss accepts: label ranges, one-hot rows...), and move them to the
   model's backend; every error names the argument and what was expected.
@@ -16,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._checks import positive_int
-from ..backends import Array, Backend
+from ..backends import Array, Backend, dtype_kind
+from ..backends.dlpack import is_dlpack
 from ..layers.base import format_shape, shapes_agree
 
 if TYPE_CHECKING:
@@ -25,6 +28,15 @@ if TYPE_CHECKING:
 
 def check_batch_size(batch_size: Any) -> int:
     return positive_int("batch_size", batch_size)
+
+
+def read_foreign(be: Backend, data: Any, name: str) -> Any:
+    """``data`` unchanged, unless it is another library's array speaking DLPack (a PyTorch
+    tensor, a JAX array...): then a view of it, without a copy, from :meth:`Backend.from_dlpack`
+    (a host NumPy array, or an array of ``be`` on its device), checked like any other."""
+    if isinstance(data, np.ndarray) or be.is_array(data) or not is_dlpack(data):
+        return data
+    return be.from_dlpack(data, name)
 
 
 def host_view(data: Any, name: str) -> np.ndarray | None:
@@ -48,13 +60,15 @@ def _first_layer(model: Sequential) -> str:
 def prepare_inputs(model: Sequential, X: Any, name: str = "X") -> Array:
     """Validate ``X`` (N, *input_shape) of real numbers and move it to the model's backend."""
     be = model.backend
+    X = read_foreign(be, X, name)
     host = host_view(X, name)
+    kind = host.dtype.kind if host is not None else dtype_kind(X)
+    if kind not in "fiu":
+        raise TypeError(
+            f"{name} must hold real numbers: {_first_layer(model)} expects input of shape "
+            f"{_expected(model)}, got dtype {host.dtype if host is not None else X.dtype}"
+        )
     if host is not None:
-        if host.dtype.kind not in "fiu":
-            raise TypeError(
-                f"{name} must hold real numbers: {_first_layer(model)} expects input of shape "
-                f"{_expected(model)}, got dtype {host.dtype}"
-            )
         check_shape(model, tuple(host.shape), name)
         if host.dtype.kind == "f":
             check_finite(host, name, be.dtype_name)
@@ -109,6 +123,7 @@ def prepare_targets(model: Sequential, y: Any, n: int, name: str = "y") -> Array
     """Validate targets against the loss (labels in range, shapes) and move them to the device."""
     assert model.loss is not None
     be = model.backend
+    y = read_foreign(be, y, name)
     host = host_view(y, name)
     if host is None:
         host = be.to_host(y)

@@ -75,7 +75,9 @@ def fit(
 
     * ``X`` (N, *input_shape) and ``y`` (N,) labels or (N, K) targets may be host NumPy arrays
       while the model is on CuPy: the whole set goes to the device once when it fits in half
-      its free memory, otherwise each batch is moved as it is used.
+      its free memory, otherwise each batch is moved as it is used. They may also be any
+      array speaking DLPack (PyTorch, JAX...), read without a copy where the model computes
+      (see :mod:`xpnet.backends.dlpack`).
     * ``shuffle``/``seed``: each epoch visits the rows in a fresh permutation drawn from a host
       generator seeded by ``seed`` (which also reseeds dropout); same seed, same run.
     * ``epochs`` counts from the start of the run: with ``resume=True`` training continues from
