@@ -21,18 +21,10 @@ from xpnet.sklearn import XpnetClassifier, XpnetRegressor  # noqa: E402
 # Small and quick, yet trained enough for the checks' accuracy (> 0.83) and R^2 (> 0.5) bars.
 FAST = {"hidden_sizes": (8,), "epochs": 20, "lr": 0.02, "random_state": 0}
 
-#: checks expected to fail, with why (none so far; see expected_failed below)
-EXPECTED_FAILED: dict[str, str] = {}
 
-
-def expected_failed(estimator: object) -> dict[str, str]:
-    return EXPECTED_FAILED
-
-
-@parametrize_with_checks(
-    [XpnetClassifier(**FAST), XpnetRegressor(**FAST)],
-    expected_failed_checks=expected_failed,
-)
+# Every check passes, so no expected_failed_checks (scikit-learn >= 1.6) is passed: a check
+# that starts failing fails this test rather than being skipped quietly.
+@parametrize_with_checks([XpnetClassifier(**FAST), XpnetRegressor(**FAST)])
 def test_sklearn_estimator_checks(estimator: object, check: object) -> None:
     check(estimator)  # type: ignore[operator]
 
@@ -121,3 +113,16 @@ def test_one_class_is_a_clear_error() -> None:
     X, _ = _blobs()
     with pytest.raises(ValueError, match="at least 2 classes in y, got 1 class: 'only'"):
         XpnetClassifier(**FAST).fit(X, np.array(["only"] * len(X)))
+
+
+def test_the_fitted_network_exports_to_onnx(tmp_path: object) -> None:
+    ort = pytest.importorskip("onnxruntime", reason="needs xpnet[onnx]")
+    pytest.importorskip("onnx", reason="needs xpnet[onnx]")
+    X, y = _blobs()
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    clf = XpnetClassifier(**FAST).fit(X, np.array(["a", "b", "c"])[y])
+    path = clf.model_.export_onnx(f"{tmp_path}/clf.onnx")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (proba,) = sess.run(None, {"input": X})
+    np.testing.assert_allclose(proba, clf.predict_proba(X), rtol=1e-5, atol=1e-6)
+    assert list(clf.classes_[proba.argmax(axis=1)]) == list(clf.predict(X))
