@@ -84,6 +84,16 @@ def test_clone_get_set_params_and_pickle() -> None:
     assert again.get_params() == fitted.get_params()
 
 
+def test_dtype_follows_X_unless_given() -> None:
+    X, y = _blobs()
+    assert XpnetClassifier(**FAST).fit(X, y).model_.backend.dtype_name == "float64"
+    X32 = X.astype(np.float32)
+    assert XpnetClassifier(**FAST).fit(X32, y).model_.backend.dtype_name == "float32"
+    clf = XpnetClassifier(**FAST, dtype="float32").fit(X, y)
+    assert clf.model_.backend.dtype_name == "float32"
+    assert clf.predict_proba(X).dtype == np.float64
+
+
 @pytest.mark.parametrize(
     ("param", "value", "error", "words"),
     [

@@ -104,7 +104,7 @@ class _XpnetEstimator(BaseEstimator):  # type: ignore[misc]
         epochs: int = 200,
         batch_size: int = 32,
         backend: str = "numpy",
-        dtype: str = "float32",
+        dtype: str | None = None,
         random_state: Any = None,
         verbose: bool = False,
     ) -> None:
@@ -141,7 +141,10 @@ class _XpnetEstimator(BaseEstimator):  # type: ignore[misc]
         dropout = real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         epochs = positive_int("epochs", self.epochs)
         batch_size = positive_int("batch_size", self.batch_size)
-        dtype = one_of("dtype", self.dtype, DTYPES)
+        # None follows X, as scikit-learn's own networks do: float32 data trains a float32
+        # network, anything else float64, whose predictions do not move with the batch a row
+        # is predicted in (float32 matmuls round differently for different batch sizes).
+        dtype = X.dtype.name if self.dtype is None else one_of("dtype", self.dtype, DTYPES)
         verbose = flag("verbose", self.verbose)
         optimizer = self._make_optimizer()
         # One int drawn from random_state seeds the initial weights, the shuffling and the
@@ -193,8 +196,9 @@ class XpnetClassifier(ClassifierMixin, _XpnetEstimator):  # type: ignore[misc]
     layers; ``()`` for a linear model), ``activation`` (``"relu"``, ``"leaky_relu"``,
     ``"tanh"``, ``"sigmoid"``), ``dropout`` (after each hidden activation), ``optimizer``
     (``"adam"``, ``"sgd"``, ``"momentum"``) with ``lr`` and ``weight_decay``, ``epochs``,
-    ``batch_size``, ``backend`` (``"numpy"``, ``"cupy"``, ``"auto"``), ``dtype``,
-    ``random_state``, ``verbose`` (a progress bar).
+    ``batch_size``, ``backend`` (``"numpy"``, ``"cupy"``, ``"auto"``), ``dtype`` (None: float32
+    for float32 ``X``, else float64; or ``"float32"``/``"float64"``), ``random_state``,
+    ``verbose`` (a progress bar).
     """
 
     def fit(self, X: Any, y: Any) -> XpnetClassifier:
