@@ -85,3 +85,35 @@ def test_without_onnx_the_message_says_what_to_install(
     assert proc.stderr == ('xpnet export: error: exporting to ONNX needs the onnx package: '
                            'pip install "xpnet[onnx]"\n')
     assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+# ------------------------------------------------------- the optional packages stay optional
+XPNET_DIR = Path(xpnet.__file__).resolve().parent
+
+
+@pytest.mark.parametrize(("package", "home"), [("onnx", "onnx/_proto.py"),
+                                               ("onnxruntime", "cli/export.py"),  # --verify
+                                               ("sklearn", "sklearn.py")])
+def test_one_module_imports_each_optional_package(package: str, home: str) -> None:
+    import re
+
+    imports = re.compile(rf"^\s*(import\s+{package}\b|from\s+{package}[\s.])", re.MULTILINE)
+    found = [str(p.relative_to(XPNET_DIR)) for p in sorted(XPNET_DIR.rglob("*.py"))
+             if imports.search(p.read_text("utf-8"))]
+    assert found == [home]
+
+
+def test_import_xpnet_and_xpnet_onnx_import_neither_onnx_nor_sklearn() -> None:
+    code = ("import sys, xpnet, xpnet.onnx, xpnet.cli\n"
+            "print([m for m in ('onnx', 'onnxruntime', 'sklearn') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.strip() == "[]"
+
+
+def test_without_sklearn_the_message_says_what_to_install() -> None:
+    code = ('import sys\nsys.modules["sklearn"] = None\n'
+            "try:\n    import xpnet.sklearn\nexcept ImportError as exc:\n    print(exc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.startswith('xpnet.sklearn needs scikit-learn: pip install "xpnet[sklearn]"')
