@@ -134,10 +134,7 @@ class _XpnetEstimator(BaseEstimator):  # type: ignore[misc]
     def _train(self, X: np.ndarray, y: np.ndarray, n_outputs: int, loss: Loss) -> None:
         """Build a fresh network with ``n_outputs`` outputs and fit it on ``(X, y)``."""
         hidden = _hidden_sizes(self.hidden_sizes)
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
-            )
+        activation = one_of("activation", self.activation, tuple(sorted(ACTIVATIONS)))
         dropout = real("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
         epochs = positive_int("epochs", self.epochs)
         batch_size = positive_int("batch_size", self.batch_size)
@@ -151,7 +148,7 @@ class _XpnetEstimator(BaseEstimator):  # type: ignore[misc]
         # dropout masks: an int random_state repeats the run, a RandomState advances.
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         model = mlp(in_features=X.shape[1], classes=n_outputs, hidden=hidden,
-                    activation=self.activation, dropout=dropout, seed=seed,
+                    activation=activation, dropout=dropout, seed=seed,
                     backend=self.backend, dtype=dtype)
         model.compile(loss, optimizer)
         history = model.fit(X, y, epochs=epochs, batch_size=batch_size, seed=seed,
