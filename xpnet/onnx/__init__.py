@@ -20,6 +20,7 @@ from typing import Any
 
 from . import converters  # noqa: F401  (registers the built-in converters)
 from .registry import (
+    DEFAULT_OPSET,
     INSTALL_HINT,
     ONNX_CONVERTERS,
     Graph,
@@ -53,7 +54,7 @@ def _onnx_module() -> Any:
 
 
 def to_onnx(
-    model: Any, *, input_shape: tuple[int | None, ...] | None = None, opset: int = 17,
+    model: Any, *, input_shape: tuple[int | None, ...] | None = None, opset: int = DEFAULT_OPSET,
     logits: bool = False,
 ) -> Any:
     """``model`` (an :class:`xpnet.Sequential`) as a checked ``onnx.ModelProto``.

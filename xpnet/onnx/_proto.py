@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import INSTALL_HINT, Graph, OnnxUnavailableError, build_graph
+from .registry import DEFAULT_OPSET, INSTALL_HINT, Graph, OnnxUnavailableError, build_graph
 
 try:
     import onnx
@@ -17,7 +17,6 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by hiding the package in tests
     raise OnnxUnavailableError(f"ONNX export needs the onnx package: {INSTALL_HINT}") from exc
 
-DEFAULT_OPSET = 17
 MIN_OPSET = 13
 
 

@@ -20,6 +20,8 @@ Converter = Callable[[Any, "Graph", str], str]
 ONNX_CONVERTERS: dict[type | str, Converter] = {}
 
 INSTALL_HINT = 'pip install "xpnet[onnx]"'
+#: the opset exports use unless told otherwise (13 is the oldest they accept)
+DEFAULT_OPSET = 17
 
 
 class OnnxExportError(TypeError):
