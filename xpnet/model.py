@@ -359,6 +359,13 @@ class Sequential(Layer):
         atomically; see :func:`xpnet.serialization.save`."""
         return serialization.save(self, path)
 
+    def export_onnx(self, path: str | Path, **options: Any) -> Path:
+        """Write the model as an ONNX graph computing :meth:`predict_proba`; see
+        :func:`xpnet.onnx.export` for ``options`` (needs ``pip install "xpnet[onnx]"``)."""
+        from .onnx import export
+
+        return export(self, path, **options)
+
     @classmethod
     def from_parts(cls, parts: serialization.ModelParts) -> Sequential:
         """A NumPy model from what :func:`xpnet.serialization.read_model` rebuilt."""

@@ -1,9 +1,9 @@
-"""The ``xpnet`` command: ``xpnet train``, ``xpnet evaluate MODEL``, ``xpnet predict MODEL IMAGE``.
+"""The ``xpnet`` command: ``xpnet train``, ``evaluate MODEL``, ``predict MODEL IMAGE``, ``export``.
 
 One module per command (:mod:`~xpnet.cli.train`, :mod:`~xpnet.cli.evaluate`,
-:mod:`~xpnet.cli.predict`), each with ``add_parser(sub)`` and ``run(args)``. Errors are
-reported as one line on stderr with exit status 2 (never a traceback; set ``XPNET_DEBUG=1`` to
-see one); Ctrl-C stops cleanly with exit status 130.
+:mod:`~xpnet.cli.predict`, :mod:`~xpnet.cli.export`), each with ``add_parser(sub)`` and
+``run(args)``. Errors are reported as one line on stderr with exit status 2 (never a
+traceback; set ``XPNET_DEBUG=1`` to see one); Ctrl-C stops cleanly with exit status 130.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Sequence
 
 from .. import __version__
-from . import evaluate, predict, train
+from . import evaluate, export, predict, train
 from .common import FORMATTER, PROG, CLIError, Parser
 
 TOP_EPILOG = """\
@@ -24,6 +24,7 @@ examples:
   xpnet train --dataset fashion-mnist --save fashion.npz --plot fashion.png
   xpnet evaluate fashion.npz --dataset fashion-mnist --json
   xpnet predict model.npz my_digit.png
+  xpnet export model.npz model.onnx         # for onnxruntime & co (needs xpnet[onnx])
 
 Run 'xpnet COMMAND --help' for each command's options and more examples.
 """
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"xpnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-    for command in (train, evaluate, predict):
+    for command in (train, evaluate, predict, export):
         command.add_parser(sub)
     return parser
 
