@@ -19,7 +19,7 @@ from . import serialization
 from ._checks import seed as check_seed
 from .backends import Array, Backend, get_backend
 from .distributed import Communicator
-from .layers.base import Layer, Shape, Stochastic, format_shape, shapes_agree
+from .layers.base import Layer, Shape, Stochastic, format_shape
 from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
 from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
@@ -98,7 +98,7 @@ class Sequential(Layer):
         shape = self.input_shape
         for layer in self.layers:
             required = layer.input_shape
-            if required is not None and shape is not None and not shapes_agree(required, shape):
+            if shape is not None and not layer.accepts(shape):
                 got = f"{shape[0]} features" if len(shape) == 1 else f"shape {format_shape(shape)}"
                 raise ValueError(
                     f"{layer.name}: {layer.describe_input()} does not match the {got} produced "
