@@ -27,8 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv_ops
-from .conv_ops import Geometry
+from .conv_ops import WindowOps
 
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray, ...)
 
@@ -101,13 +100,14 @@ class DeviceGenerator:
         self._host.bit_generator.state = state
 
 
-class Backend:
+class Backend(WindowOps):
     """An array module plus a default dtype, written against the Python array API standard.
 
     This generic class works for any module that follows the standard (``array_api_strict``
     included, which refuses silent conversions to NumPy and mixing devices, so it catches the
     mistakes CuPy would). :class:`~xpnet.backends.numpy.NumpyBackend` and
-    :class:`~xpnet.backends.cupy.CupyBackend` override the hot paths.
+    :class:`~xpnet.backends.cupy.CupyBackend` override the hot paths. Convolution and
+    pooling operations come from :class:`~xpnet.backends.conv_ops.WindowOps`.
     """
 
     name: str = "array-api"
@@ -325,30 +325,6 @@ class Backend:
         """
         for p, g, m, v in items:
             self.adam_update(p, g, m, v, lr_t=lr_t, beta1=beta1, beta2=beta2, eps_t=eps_t)
-
-    # ------------------------------------- convolution and pooling (NCHW, see conv_ops)
-    def im2col(self, x: Array, geom: Geometry) -> Array:
-        """(N Ho Wo, C kh kw) patches of ``x`` (N, C, H, W); ``geom`` = (kh, kw, sh, sw, ph, pw)."""
-        return conv_ops.im2col(self, x, geom)
-
-    def col2im(self, cols: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
-        """The transpose of :meth:`im2col`: patch gradients summed back into (N, C, H, W)."""
-        return conv_ops.col2im(self, cols, x_shape, geom)
-
-    def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, Array]:
-        """``(y, idx)``: window maxima and the row-major position of each FIRST maximum."""
-        return conv_ops.max_pool(self, x, geom)
-
-    def max_pool_backward(
-        self, dy: Array, idx: Array, x_shape: tuple[int, ...], geom: Geometry
-    ) -> Array:
-        return conv_ops.max_pool_backward(self, dy, idx, x_shape, geom)
-
-    def avg_pool(self, x: Array, geom: Geometry) -> Array:
-        return conv_ops.avg_pool(self, x, geom)
-
-    def avg_pool_backward(self, dy: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
-        return conv_ops.avg_pool_backward(self, dy, x_shape, geom)
 
     # ------------------------------------------- multi-layer operations (fused on CuPy)
     def bias_relu(self, z: Array, b: Array) -> Array:

@@ -89,31 +89,35 @@ def col2im(be: Any, cols: Array, x_shape: tuple[int, ...], geom: Geometry) -> Ar
     return windows_backward(be, permute(be.xp, win, (0, 3, 1, 2, 4)), x_shape, geom)
 
 
-def max_pool(be: Any, x: Array, geom: Geometry) -> tuple[Array, Array]:
-    """``(y, idx)``: each window's maximum and the position ``i * kw + j`` of its FIRST
-    maximum in row-major order (a later element must be strictly greater to win a tie)."""
+def max_pool(be: Any, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
+    """``(y, route)``: each window's maximum, and for each kernel position ``k = i kw + j`` a
+    boolean array (N, C, Ho, Wo) telling where that position holds its window's FIRST maximum
+    in row-major order (exactly one True per window, unless the window holds a NaN)."""
     xp = be.xp
     ho, wo = out_hw(x.shape[2], x.shape[3], geom)
-    parts = _slices(geom, ho, wo)
-    y = x[:, :, parts[0][0], parts[0][1]]
-    idx = be.zeros(tuple(y.shape), dtype=xp.int32)
-    for k, (rows, cols) in enumerate(parts[1:], start=1):
-        s = x[:, :, rows, cols]
-        better = s > y
-        y = xp.where(better, s, y)
-        idx = xp.where(better, be.full(tuple(y.shape), k, dtype=xp.int32), idx)
-    return y, idx
+    parts = [x[:, :, rows, cols] for rows, cols in _slices(geom, ho, wo)]
+    y = parts[0]
+    for s in parts[1:]:
+        y = xp.maximum(y, s)
+    route = []
+    free = None  # windows whose maximum no earlier position took
+    for s in parts:
+        hit = s == y
+        taken = hit if free is None else xp.logical_and(hit, free)
+        free = xp.logical_not(taken) if free is None else xp.logical_and(free, xp.logical_not(hit))
+        route.append(taken)
+    return y, route
 
 
 def max_pool_backward(
-    be: Any, dy: Array, idx: Array, x_shape: tuple[int, ...], geom: Geometry
+    be: Any, dy: Array, route: list[Array], x_shape: tuple[int, ...], geom: Geometry
 ) -> Array:
-    """``dx``: each window's ``dy`` routed to the element ``idx`` chose (overlaps sum)."""
+    """``dx``: each window's ``dy`` routed to the element ``route`` chose (overlaps sum)."""
     xp = be.xp
     dx = be.zeros(tuple(x_shape), dtype=dy.dtype)
     zero = xp.zeros_like(dy)
-    for k, (rows, cols) in enumerate(_slices(geom, dy.shape[2], dy.shape[3])):
-        dx[:, :, rows, cols] = dx[:, :, rows, cols] + xp.where(idx == k, dy, zero)
+    for taken, (rows, cols) in zip(route, _slices(geom, dy.shape[2], dy.shape[3]), strict=True):
+        dx[:, :, rows, cols] = dx[:, :, rows, cols] + xp.where(taken, dy, zero)
     return dx
 
 
@@ -135,3 +139,43 @@ def avg_pool_backward(be: Any, dy: Array, x_shape: tuple[int, ...], geom: Geomet
     for rows, cols in parts:
         dx[:, :, rows, cols] = dx[:, :, rows, cols] + share
     return dx
+
+
+class WindowOps:
+    """The convolution and pooling operations of :class:`~xpnet.backends.Backend` (which
+    inherits them): the generic functions above; a backend overrides the hot ones (NumPy)."""
+
+    #: column order of :meth:`im2col`: ``"chw"`` (C, kh, kw), W's own; ``"hwc"`` (kh, kw, C)
+    im2col_order: str = "chw"
+
+    def im2col(self, x: Array, geom: Geometry) -> Array:
+        """(N Ho Wo, C kh kw) patches of ``x`` (N, C, H, W), columns in :attr:`im2col_order`;
+        ``geom`` = (kh, kw, sh, sw, ph, pw)."""
+        return im2col(self, x, geom)
+
+    def col2im(self, cols: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        """The transpose of :meth:`im2col`: patch gradients summed back into (N, C, H, W)."""
+        return col2im(self, cols, x_shape, geom)
+
+    def conv_input_grad(
+        self, dy2: Array, w2: Array, x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        """A convolution's ``dx``: ``col2im(dy2 @ w2)`` for ``dy2`` (N Ho Wo, O) and ``w2``
+        (O, C kh kw) in :attr:`im2col_order` (NumPy: one product per kernel position)."""
+        return self.col2im(dy2 @ w2, x_shape, geom)
+
+    def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
+        """``(y, route)``: window maxima, and per kernel position a boolean array marking the
+        windows whose FIRST maximum (row-major) it holds (see max_pool)."""
+        return max_pool(self, x, geom)
+
+    def max_pool_backward(
+        self, dy: Array, route: list[Array], x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        return max_pool_backward(self, dy, route, x_shape, geom)
+
+    def avg_pool(self, x: Array, geom: Geometry) -> Array:
+        return avg_pool(self, x, geom)
+
+    def avg_pool_backward(self, dy: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        return avg_pool_backward(self, dy, x_shape, geom)

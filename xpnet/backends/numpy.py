@@ -6,8 +6,10 @@ import threading
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from .base import Array, Backend, DeviceGenerator
+from .conv_ops import Geometry, _slices, out_hw
 
 
 class NumpyBackend(Backend):
@@ -73,7 +75,7 @@ class NumpyBackend(Backend):
         return row
 
     def relu(self, x: Array) -> Array:
-        if x.ndim == 0 or x.dtype.kind != "f":
+        if x.ndim == 0 or x.dtype.kind != "f" or not x.flags.c_contiguous:
             return np.maximum(x, x.dtype.type(0))
         return np.maximum(x, self._zero_row(x.shape[-1], x.dtype))
 
@@ -134,3 +136,117 @@ class NumpyBackend(Backend):
         np.divide(m, tmp, out=tmp)
         tmp *= lr_t
         p -= tmp
+
+    # ------------------------------------------------------- convolution and pooling
+    # Images stay NCHW to the layers but NHWC in memory (channels innermost): conv outputs are
+    # NCHW views of an (N Ho Wo, O) matmul result, and every array made here follows the
+    # layout of what it came from, so the transposes below are views, not copies.
+    im2col_order = "hwc"
+
+    def im2col(self, x: Array, geom: Geometry) -> Array:
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x.shape
+        ho, wo = out_hw(h, w, geom)
+        xh = self._nhwc(x, ph, pw)
+        cols = np.empty((n, ho, wo, kh, kw * c), dtype=x.dtype)
+        if kw * c >= 8:
+            # one copy per kernel row: a window's row (kw, C) is contiguous in NHWC memory
+            s0, s1, s2, s3 = xh.strides
+            for i in range(kh):
+                cols[:, :, :, i, :] = as_strided(
+                    xh[:, i:], shape=(n, ho, wo, kw * c), strides=(s0, s1 * sh, s2 * sw, s3),
+                    writeable=False)
+        else:  # few channels (a first layer): one strided slice per kernel position
+            cols6 = cols.reshape(n, ho, wo, kh, kw, c)
+            for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+                cols6[:, :, :, k // kw, k % kw, :] = xh[:, rows, cs, :]
+        return cols.reshape(n * ho * wo, kh * kw * c)
+
+    @staticmethod
+    def _nhwc(x: Array, ph: int, pw: int) -> Array:
+        """``x`` (N, C, H, W) as a C-contiguous NHWC array, zero-padded (a view when ``x`` is
+        NHWC in memory already and there is no padding)."""
+        n, c, h, w = x.shape
+        if not (ph or pw):
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+        padded[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
+        return padded
+
+    def col2im(self, cols: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x_shape
+        ho, wo = out_hw(h, w, geom)
+        win = cols.reshape(n, ho, wo, kh, kw, c)
+        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
+        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+            dx[:, rows, cs, :] += win[:, :, :, k // kw, k % kw, :]
+        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+
+    def conv_input_grad(
+        self, dy2: Array, w2: Array, x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        # col2im(dy2 @ w2) one kernel position at a time: each (N Ho Wo, C) product lands in a
+        # contiguous buffer, so the add into dx runs over whole rows (Wo C) at once.
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x_shape
+        ho, wo = out_hw(h, w, geom)
+        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dy2.dtype)
+        buf = np.empty((n * ho * wo, c), dtype=dy2.dtype)
+        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
+            dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)
+        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+
+    def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
+        parts = [x[:, :, r, c] for r, c in _slices(geom, *out_hw(x.shape[2], x.shape[3], geom))]
+        y = parts[0].copy(order="K")
+        for s in parts[1:]:
+            np.maximum(y, s, out=y)
+        route = [np.equal(parts[0], y)]
+        free = np.logical_not(route[0])  # windows whose maximum no earlier position took
+        for s in parts[1:]:
+            taken = np.equal(s, y)
+            taken &= free
+            free ^= taken
+            route.append(taken)
+        return y, route
+
+    def max_pool_backward(
+        self, dy: Array, route: list[Array], x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        dx = self._image_zeros(x_shape, dy.dtype)
+        overlap = geom[2] < geom[0] or geom[3] < geom[1]
+        for taken, (rows, cols) in zip(route, _slices(geom, dy.shape[2], dy.shape[3]),
+                                       strict=True):
+            if overlap:
+                dx[:, :, rows, cols] += np.multiply(dy, taken, dtype=dy.dtype)
+            else:
+                np.multiply(dy, taken, out=dx[:, :, rows, cols], dtype=dy.dtype)
+        return dx
+
+    def avg_pool(self, x: Array, geom: Geometry) -> Array:
+        parts = _slices(geom, *out_hw(x.shape[2], x.shape[3], geom))
+        y = x[:, :, parts[0][0], parts[0][1]].copy(order="K")
+        for rows, cols in parts[1:]:
+            y += x[:, :, rows, cols]
+        y *= 1.0 / len(parts)
+        return y
+
+    def avg_pool_backward(self, dy: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        parts = _slices(geom, dy.shape[2], dy.shape[3])
+        share = np.multiply(dy, 1.0 / len(parts), dtype=dy.dtype)
+        dx = self._image_zeros(x_shape, dy.dtype)
+        overlap = geom[2] < geom[0] or geom[3] < geom[1]
+        for rows, cols in parts:
+            if overlap:
+                dx[:, :, rows, cols] += share
+            else:
+                dx[:, :, rows, cols] = share
+        return dx
+
+    @staticmethod
+    def _image_zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Zeros of NCHW ``shape`` laid out NHWC in memory, like the images here."""
+        n, c, h, w = shape
+        return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)

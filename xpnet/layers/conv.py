@@ -85,8 +85,12 @@ class Conv2D(Layer):
             self.grads["b"] = be.zeros((o,))
 
     def _w2(self) -> Array:
-        """``W`` as the (O, C kh kw) matrix the matmuls use."""
-        return self.xp.reshape(self.params["W"], (self.out_channels, -1))
+        """``W`` as the (O, C kh kw) matrix the matmuls use, its columns in the order of the
+        backend's im2col (``"hwc"``: W permuted to (O, kh, kw, C), a small copy)."""
+        w = self.params["W"]
+        if self.backend.im2col_order == "hwc":
+            w = permute(self.xp, w, (0, 2, 3, 1))
+        return self.xp.reshape(w, (self.out_channels, -1))
 
     def forward(self, x: Array, training: bool = False) -> Array:
         check_image(self, self.backend, x, self.in_channels, self.geometry)
@@ -108,7 +112,7 @@ class Conv2D(Layer):
     def backward(self, dy: Array) -> Array:
         dy2 = self._dy_rows(dy)
         self._param_grads(dy2)
-        return self.backend.col2im(dy2 @ self._w2(), self.x_shape, self.geometry)
+        return self.backend.conv_input_grad(dy2, self._w2(), self.x_shape, self.geometry)
 
     def backward_params(self, dy: Array) -> None:
         """Fill ``grads`` only (no col2im), for a first layer."""
@@ -117,7 +121,10 @@ class Conv2D(Layer):
     def _param_grads(self, dy2: Array) -> None:
         xp = self.xp
         # Written in place: optimizers and tools may hold references to the grad arrays.
-        dw = dy2.T @ self.cols
+        dw = dy2.T @ self.cols  # (O, C kh kw) in the im2col column order
+        if self.backend.im2col_order == "hwc":
+            o, c, kh, kw = self.weight_shape
+            dw = permute(xp, xp.reshape(dw, (o, kh, kw, c)), (0, 3, 1, 2))
         self.grads["W"][...] = xp.reshape(dw, self.weight_shape)
         if self.bias:
             self.backend.sum_rows(dy2, out=self.grads["b"])

@@ -70,16 +70,17 @@ class MaxPool2D(_Pool2D):
         self, kernel_size: int | tuple[int, int], stride: int | tuple[int, int] | None = None
     ) -> None:
         super().__init__(kernel_size, stride)
-        self.argmax: Array | None = None
+        #: per kernel position, where it holds its window's first maximum (see Backend.max_pool)
+        self.route: list[Array] = []
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._check(x)
-        y, self.argmax = self.backend.max_pool(x, self.geometry)
+        y, self.route = self.backend.max_pool(x, self.geometry)
         return y
 
     def backward(self, dy: Array) -> Array:
         shape = self._saved_shape()
-        return self.backend.max_pool_backward(dy, self.argmax, shape, self.geometry)
+        return self.backend.max_pool_backward(dy, self.route, shape, self.geometry)
 
 
 class AvgPool2D(_Pool2D):

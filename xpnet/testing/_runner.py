@@ -28,9 +28,7 @@ KINK_PROBES: dict[type, Callable[[Any], Array]] = {
     ReLU: lambda layer: layer.y > 0,
     LeakyReLU: lambda layer: layer.x > 0,
     # which element of each window is the (first) maximum: a step that changes it crossed a tie
-    MaxPool2D: lambda layer: layer.xp.stack(
-        [layer.argmax == k for k in range(layer.kernel_size[0] * layer.kernel_size[1])]
-    ),
+    MaxPool2D: lambda layer: layer.xp.stack(layer.route),
 }
 
 
