@@ -164,6 +164,10 @@ class WindowOps:
         (O, C kh kw) in :attr:`im2col_order` (NumPy: one product per kernel position)."""
         return self.col2im(dy2 @ w2, x_shape, geom)
 
+    def conv_bias_grad(self, dy2: Array, out: Array) -> Array:
+        """A convolution's ``db``: the column sums of ``dy2`` (N Ho Wo, O), into ``out``."""
+        return self.sum_rows(dy2, out=out)  # type: ignore[attr-defined,no-any-return]
+
     def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
         """``(y, route)``: window maxima, and per kernel position a boolean array marking the
         windows whose FIRST maximum (row-major) it holds (see max_pool)."""

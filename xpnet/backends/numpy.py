@@ -198,6 +198,23 @@ class NumpyBackend(Backend):
             dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)
         return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
 
+    def conv_bias_grad(self, dy2: Array, out: Array) -> Array:
+        # ones @ dy2: BLAS sums a tall, narrow matrix's columns many times faster than np.sum
+        ones = self._ones(dy2.shape[0], dy2.dtype)
+        return np.matmul(ones, dy2, out=out)
+
+    def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
+        """A read-only (n,) vector of ones, cached per thread."""
+        cache: dict[tuple[int, str], np.ndarray] | None = getattr(self._scratch, "ones", None)
+        if cache is None:
+            cache = self._scratch.ones = {}
+        key = (n, np.dtype(dtype).str)
+        if key not in cache:
+            cache.clear()  # batch sizes change rarely: keep one or two
+            cache[key] = np.ones(n, dtype=dtype)
+            cache[key].flags.writeable = False
+        return cache[key]
+
     def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
         parts = [x[:, :, r, c] for r, c in _slices(geom, *out_hw(x.shape[2], x.shape[3], geom))]
         y = parts[0].copy(order="K")
@@ -216,6 +233,7 @@ class NumpyBackend(Backend):
         self, dy: Array, route: list[Array], x_shape: tuple[int, ...], geom: Geometry
     ) -> Array:
         dx = self._image_zeros(x_shape, dy.dtype)
+        dy = _nhwc_like(dy, route[0])  # mixed memory layouts would make every pass strided
         overlap = geom[2] < geom[0] or geom[3] < geom[1]
         for taken, (rows, cols) in zip(route, _slices(geom, dy.shape[2], dy.shape[3]),
                                        strict=True):
@@ -250,3 +268,11 @@ class NumpyBackend(Backend):
         """Zeros of NCHW ``shape`` laid out NHWC in memory, like the images here."""
         n, c, h, w = shape
         return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+
+
+def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``a`` (N, C, H, W), copied to NHWC memory if ``ref`` is laid out so and ``a`` is not."""
+    nhwc = (0, 2, 3, 1)
+    if ref.transpose(nhwc).flags.c_contiguous and not a.transpose(nhwc).flags.c_contiguous:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return a

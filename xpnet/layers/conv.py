@@ -127,7 +127,7 @@ class Conv2D(Layer):
             dw = permute(xp, xp.reshape(dw, (o, kh, kw, c)), (0, 3, 1, 2))
         self.grads["W"][...] = xp.reshape(dw, self.weight_shape)
         if self.bias:
-            self.backend.sum_rows(dy2, out=self.grads["b"])
+            self.backend.conv_bias_grad(dy2, out=self.grads["b"])
 
     def config(self) -> dict[str, Any]:
         return {
