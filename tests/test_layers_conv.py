@@ -199,3 +199,22 @@ def test_param_shapes_for_and_a_hostile_header(tmp_path):
             zf.writestr(name + ".npy", buf.getvalue())
     with pytest.raises(ModelFileError, match=r"layer 0 \(Conv2D\) declares \(10000000, 1, 3, 3\)"):
         xpnet.load(tmp_path / "bad.npz")
+
+
+def test_training_backward_skips_layers_before_the_first_trained_one(monkeypatch):
+    model = _cnn(seed=1)
+    x = np.random.default_rng(0).random((4, 64)).astype(np.float32)
+    dy = np.ones((4, 3), np.float32)
+    model.forward(x, training=True)
+    model.backward(dy, need_dx=True)
+    full = {k: v.copy() for k, v in model.grads.items()}
+
+    def refuse(*args):
+        raise AssertionError("called")
+
+    monkeypatch.setattr(model.layers[1], "backward", refuse)  # no dx for the first conv
+    monkeypatch.setattr(model.layers[0], "backward", refuse)  # nor for Reshape
+    model.forward(x, training=True)
+    assert model.backward(dy, need_dx=False) is None
+    for k, v in model.grads.items():
+        np.testing.assert_array_equal(v, full[k])
