@@ -148,6 +148,13 @@ class NumpyBackend(Backend):
         n, c, h, w = x.shape
         ho, wo = out_hw(h, w, geom)
         xh = self._nhwc(x, ph, pw)
+        if c == 1:
+            # one channel (a first layer): build the (K, N Ho Wo) transpose, row by contiguous
+            # row, and hand out its (N Ho Wo, K) view; BLAS takes either layout without a copy
+            cols_t = np.empty((kh * kw, n, ho, wo), dtype=x.dtype)
+            for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+                cols_t[k] = xh[:, rows, cs, 0]
+            return cols_t.reshape(kh * kw, n * ho * wo).T
         cols = np.empty((n, ho, wo, kh, kw * c), dtype=x.dtype)
         if kw * c >= 8:
             # one copy per kernel row: a window's row (kw, C) is contiguous in NHWC memory
