@@ -223,10 +223,13 @@ class NumpyBackend(Backend):
         return cache[key]
 
     def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
-        parts = [x[:, :, r, c] for r, c in _slices(geom, *out_hw(x.shape[2], x.shape[3], geom))]
-        y = parts[0].copy(order="K")
-        for s in parts[1:]:
-            np.maximum(y, s, out=y)
+        kh, kw, sh, sw = geom[:4]
+        ho, wo = out_hw(x.shape[2], x.shape[3], geom)
+        parts = [x[:, :, r, c] for r, c in _slices(geom, ho, wo)]
+        # The maximum over kernel rows first, on whole image rows (long contiguous runs in
+        # NHWC memory), then over kernel columns on what is left.
+        y_rows = _maximum([x[:, :, i : i + sh * (ho - 1) + 1 : sh, :] for i in range(kh)])
+        y = _maximum([y_rows[:, :, :, j : j + sw * (wo - 1) + 1 : sw] for j in range(kw)])
         route = [np.equal(parts[0], y)]
         free = np.logical_not(route[0])  # windows whose maximum no earlier position took
         for s in parts[1:]:
@@ -283,3 +286,11 @@ def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
     if ref.transpose(nhwc).flags.c_contiguous and not a.transpose(nhwc).flags.c_contiguous:
         return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     return a
+
+
+def _maximum(parts: list[np.ndarray]) -> np.ndarray:
+    """The elementwise maximum of ``parts`` as a new array (laid out like the first part)."""
+    y = np.maximum(parts[0], parts[1]) if len(parts) > 1 else parts[0].copy(order="K")
+    for s in parts[2:]:
+        np.maximum(y, s, out=y)
+    return y
