@@ -33,6 +33,7 @@ GRAD_TESTS = (
 )
 OPTIM_TESTS = ("tests/test_optim_rules.py",)
 BN_TESTS = ("tests/test_gradients_batchnorm.py", "tests/test_layers_batchnorm.py")
+CONV_TESTS = ("tests/test_gradients_conv.py",)
 
 
 @dataclass(frozen=True)
@@ -236,6 +237,85 @@ MUTANTS: list[Mutant] = [
            "        restore_buffers(kept)\n        error = broken_weights(",
            "        error = broken_weights(",
            "fit(on_nonfinite='skip'): a skipped batch's running statistics kept", BN_TESTS),
+    # ----------------------------------------------- convolution, pooling, reshape layers
+    Mutant("conv-dw-factor2", "xpnet/layers/conv.py",
+           'self.grads["W"][...] = xp.reshape(dw, self.weight_shape)',
+           'self.grads["W"][...] = 2.0 * xp.reshape(dw, self.weight_shape)',
+           "Conv2D dW: factor of 2", CONV_TESTS),
+    Mutant("conv-dw-kernel-flipped", "xpnet/layers/conv.py",
+           'self.grads["W"][...] = xp.reshape(dw, self.weight_shape)',
+           'self.grads["W"][...] = xp.flip(xp.reshape(dw, self.weight_shape), axis=(2, 3))',
+           "Conv2D dW: kernel flipped (convolution instead of cross-correlation)", CONV_TESTS),
+    Mutant("conv-dw-hwc-order", "xpnet/layers/conv.py",
+           "dw = permute(xp, xp.reshape(dw, (o, kh, kw, c)), (0, 3, 1, 2))",
+           "dw = xp.reshape(dw, (o, c, kh, kw))",
+           "Conv2D dW on NumPy: (kh, kw, C) columns not put back in W's (C, kh, kw) order",
+           CONV_TESTS),
+    Mutant("conv-db-dropped", "xpnet/layers/conv.py",
+           'self.backend.conv_bias_grad(dy2, out=self.grads["b"])',
+           'self.grads["b"][...] = 0.0',
+           "Conv2D db: dropped (left at zero)", CONV_TESTS),
+    Mutant("conv-db-numpy-mean", "xpnet/backends/numpy.py",
+           "return np.matmul(ones, dy2, out=out)",
+           "return np.divide(np.matmul(ones, dy2, out=out), dy2.shape[0], out=out)",
+           "NumpyBackend.conv_bias_grad: mean over pixels instead of the sum", CONV_TESTS),
+    Mutant("conv-dx-sign", "xpnet/layers/conv.py",
+           "return self.backend.conv_input_grad(dy2, self._w2(), self.x_shape, self.geometry)",
+           "return -self.backend.conv_input_grad(dy2, self._w2(), self.x_shape, self.geometry)",
+           "Conv2D dx: flipped sign", CONV_TESTS),
+    Mutant("numpy-conv-dx-overwrite", "xpnet/backends/numpy.py",
+           "dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)",
+           "dx[:, rows, cs, :] = buf.reshape(n, ho, wo, c)",
+           "NumpyBackend.conv_input_grad: overlapping windows overwrite instead of summing",
+           CONV_TESTS),
+    Mutant("numpy-conv-dx-pad-offset", "xpnet/backends/numpy.py",
+           "dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)\n"
+           "        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)",
+           "dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)\n"
+           "        return dx[:, :h, :w, :].transpose(0, 3, 1, 2)",
+           "NumpyBackend.conv_input_grad: padding cropped from the wrong side", CONV_TESTS),
+    Mutant("col2im-overwrite", "xpnet/backends/conv_ops.py",
+           "dx[:, :, rows, cols] = dx[:, :, rows, cols] + dwin[..., k]",
+           "dx[:, :, rows, cols] = dwin[..., k]",
+           "generic col2im: overlapping windows overwrite instead of summing", CONV_TESTS),
+    Mutant("col2im-pad-offset", "xpnet/backends/conv_ops.py",
+           "return dx[:, :, ph : ph + h, pw : pw + w] if ph or pw else dx",
+           "return dx[:, :, :h, :w] if ph or pw else dx",
+           "generic col2im: padding cropped from the wrong side", CONV_TESTS),
+    Mutant("maxpool-ties-all", "xpnet/backends/numpy.py",
+           "            taken &= free\n", "",
+           "NumpyBackend.max_pool: every tied maximum gets the gradient, not the first",
+           CONV_TESTS),
+    Mutant("maxpool-generic-ties-all", "xpnet/backends/conv_ops.py",
+           "taken = hit if free is None else xp.logical_and(hit, free)", "taken = hit",
+           "generic max_pool: every tied maximum gets the gradient, not the first", CONV_TESTS),
+    Mutant("maxpool-route-first", "xpnet/backends/numpy.py",
+           "np.multiply(dy, taken, out=dx[:, :, rows, cols], dtype=dy.dtype)",
+           "np.multiply(dy, route[0], out=dx[:, :, rows, cols], dtype=dy.dtype)",
+           "NumpyBackend.max_pool_backward: gradient routed by the first position's mask",
+           CONV_TESTS),
+    Mutant("maxpool-generic-route-first", "xpnet/backends/conv_ops.py",
+           "xp.where(taken, dy, zero)", "xp.where(route[0], dy, zero)",
+           "generic max_pool_backward: gradient routed by the first position's mask",
+           CONV_TESTS),
+    Mutant("maxpool-overlap-overwrite", "xpnet/backends/numpy.py",
+           "dx[:, :, rows, cols] += np.multiply(dy, taken, dtype=dy.dtype)",
+           "dx[:, :, rows, cols] = np.multiply(dy, taken, dtype=dy.dtype)",
+           "NumpyBackend.max_pool_backward: overlapping windows overwrite", CONV_TESTS),
+    Mutant("avgpool-unscaled", "xpnet/backends/numpy.py",
+           "share = np.multiply(dy, 1.0 / len(parts), dtype=dy.dtype)", "share = dy",
+           "NumpyBackend.avg_pool_backward: the 1/(kh kw) scale dropped", CONV_TESTS),
+    Mutant("avgpool-generic-scale-kh", "xpnet/backends/conv_ops.py",
+           "share = dy * (1.0 / len(parts))", "share = dy * (1.0 / geom[0])",
+           "generic avg_pool_backward: scaled by 1/kh instead of 1/(kh kw)", CONV_TESTS),
+    Mutant("avgpool-overlap-overwrite", "xpnet/backends/numpy.py",
+           "                dx[:, :, rows, cols] += share\n",
+           "                dx[:, :, rows, cols] = share\n",
+           "NumpyBackend.avg_pool_backward: overlapping windows overwrite", CONV_TESTS),
+    Mutant("reshape-backward-order", "xpnet/layers/reshape.py",
+           "return self.xp.reshape(dy, self.x_shape)",
+           "return self.xp.reshape(self.xp.flip(dy, axis=-1), self.x_shape)",
+           "Reshape/Flatten dx: elements in the wrong order", CONV_TESTS),
     # ---------------------------------------------------- optimizers (the update-rule tests)
     Mutant("sgd-nesterov", "xpnet/optim/sgd.py",
            "p -= lr * (g + self.momentum * v) if self.nesterov else lr * v",
@@ -271,6 +351,7 @@ def run_one(mutant: Mutant | None, profile: str, extra: list[str]) -> tuple[str,
         dest = Path(tmp)
         _copy_tree(dest)
         tests: tuple[str, ...] = GRAD_TESTS + OPTIM_TESTS + BN_TESTS
+        tests: tuple[str, ...] = GRAD_TESTS + OPTIM_TESTS + CONV_TESTS
         if mutant is not None:
             target = dest / mutant.path
             text = target.read_text()

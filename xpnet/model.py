@@ -19,7 +19,7 @@ from . import serialization
 from ._checks import seed as check_seed
 from .backends import Array, Backend, get_backend
 from .distributed import Communicator
-from .layers.base import Layer, Shape, Stochastic, format_shape, shapes_agree
+from .layers.base import Layer, Shape, Stochastic, format_shape
 from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
 from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
@@ -98,7 +98,7 @@ class Sequential(Layer):
         shape = self.input_shape
         for layer in self.layers:
             required = layer.input_shape
-            if required is not None and shape is not None and not shapes_agree(required, shape):
+            if shape is not None and not layer.accepts(shape):
                 got = f"{shape[0]} features" if len(shape) == 1 else f"shape {format_shape(shape)}"
                 raise ValueError(
                     f"{layer.name}: {layer.describe_input()} does not match the {got} produced "
@@ -241,13 +241,16 @@ class Sequential(Layer):
         one fills its parameter gradients only (``dx`` of the data is never needed in training)
         and None is returned."""
         steps = self.plan
-        for i in range(len(steps) - 1, 0, -1):
+        # Without dx, steps before the first one holding parameters (Reshape in front of a conv
+        # net) need no backward at all: the first trained step fills its gradients only.
+        first = 0 if need_dx else next((i for i, s in enumerate(steps) if _trains(s)), 0)
+        for i in range(len(steps) - 1, first, -1):
             dy = steps[i].backward(dy)
         if not steps:
             return dy if need_dx else None
         if need_dx:
             return steps[0].backward(dy)
-        steps[0].backward_params(dy)
+        steps[first].backward_params(dy)
         return None
 
     # --------------------------------------------------------------------------- training
@@ -384,3 +387,9 @@ class Sequential(Layer):
 
 
 serialization.register_model(Sequential)
+
+
+def _trains(step: Any) -> bool:
+    """Whether a plan step (a layer or a fused run of layers) holds parameters."""
+    layers = [step] if isinstance(step, Layer) else list(getattr(step, "layers", [step]))
+    return any(bool(getattr(layer, "params", None)) for layer in layers)

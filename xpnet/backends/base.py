@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import dlpack
+from .conv_ops import WindowOps
 
 Array = Any  # an array of the backend's module (numpy.ndarray, cupy.ndarray, ...)
 
@@ -100,13 +101,14 @@ class DeviceGenerator:
         self._host.bit_generator.state = state
 
 
-class Backend:
+class Backend(WindowOps):
     """An array module plus a default dtype, written against the Python array API standard.
 
     This generic class works for any module that follows the standard (``array_api_strict``
     included, which refuses silent conversions to NumPy and mixing devices, so it catches the
     mistakes CuPy would). :class:`~xpnet.backends.numpy.NumpyBackend` and
-    :class:`~xpnet.backends.cupy.CupyBackend` override the hot paths.
+    :class:`~xpnet.backends.cupy.CupyBackend` override the hot paths. Convolution and
+    pooling operations come from :class:`~xpnet.backends.conv_ops.WindowOps`.
     """
 
     name: str = "array-api"

@@ -6,9 +6,11 @@ import threading
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from . import dlpack
 from .base import Array, Backend, DeviceGenerator
+from .conv_ops import Geometry, _slices, out_hw
 
 
 class NumpyBackend(Backend):
@@ -85,7 +87,7 @@ class NumpyBackend(Backend):
         return row
 
     def relu(self, x: Array) -> Array:
-        if x.ndim == 0 or x.dtype.kind != "f":
+        if x.ndim == 0 or x.dtype.kind != "f" or not x.flags.c_contiguous:
             return np.maximum(x, x.dtype.type(0))
         return np.maximum(x, self._zero_row(x.shape[-1], x.dtype))
 
@@ -146,3 +148,161 @@ class NumpyBackend(Backend):
         np.divide(m, tmp, out=tmp)
         tmp *= lr_t
         p -= tmp
+
+    # ------------------------------------------------------- convolution and pooling
+    # Images stay NCHW to the layers but NHWC in memory (channels innermost): conv outputs are
+    # NCHW views of an (N Ho Wo, O) matmul result, and every array made here follows the
+    # layout of what it came from, so the transposes below are views, not copies.
+    im2col_order = "hwc"
+
+    def im2col(self, x: Array, geom: Geometry) -> Array:
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x.shape
+        ho, wo = out_hw(h, w, geom)
+        xh = self._nhwc(x, ph, pw)
+        if c == 1:
+            # one channel (a first layer): build the (K, N Ho Wo) transpose, row by contiguous
+            # row, and hand out its (N Ho Wo, K) view; BLAS takes either layout without a copy
+            cols_t = np.empty((kh * kw, n, ho, wo), dtype=x.dtype)
+            for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+                cols_t[k] = xh[:, rows, cs, 0]
+            return cols_t.reshape(kh * kw, n * ho * wo).T
+        cols = np.empty((n, ho, wo, kh, kw * c), dtype=x.dtype)
+        if kw * c >= 8:
+            # one copy per kernel row: a window's row (kw, C) is contiguous in NHWC memory
+            s0, s1, s2, s3 = xh.strides
+            for i in range(kh):
+                cols[:, :, :, i, :] = as_strided(
+                    xh[:, i:], shape=(n, ho, wo, kw * c), strides=(s0, s1 * sh, s2 * sw, s3),
+                    writeable=False)
+        else:  # few channels (a first layer): one strided slice per kernel position
+            cols6 = cols.reshape(n, ho, wo, kh, kw, c)
+            for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+                cols6[:, :, :, k // kw, k % kw, :] = xh[:, rows, cs, :]
+        return cols.reshape(n * ho * wo, kh * kw * c)
+
+    @staticmethod
+    def _nhwc(x: Array, ph: int, pw: int) -> Array:
+        """``x`` (N, C, H, W) as a C-contiguous NHWC array, zero-padded (a view when ``x`` is
+        NHWC in memory already and there is no padding)."""
+        n, c, h, w = x.shape
+        if not (ph or pw):
+            return np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+        padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
+        padded[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
+        return padded
+
+    def col2im(self, cols: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x_shape
+        ho, wo = out_hw(h, w, geom)
+        win = cols.reshape(n, ho, wo, kh, kw, c)
+        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=cols.dtype)
+        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+            dx[:, rows, cs, :] += win[:, :, :, k // kw, k % kw, :]
+        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+
+    def conv_input_grad(
+        self, dy2: Array, w2: Array, x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        # col2im(dy2 @ w2) one kernel position at a time: each (N Ho Wo, C) product lands in a
+        # contiguous buffer, so the add into dx runs over whole rows (Wo C) at once.
+        kh, kw, sh, sw, ph, pw = geom
+        n, c, h, w = x_shape
+        ho, wo = out_hw(h, w, geom)
+        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dy2.dtype)
+        buf = np.empty((n * ho * wo, c), dtype=dy2.dtype)
+        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
+            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
+            dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)
+        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+
+    def conv_bias_grad(self, dy2: Array, out: Array) -> Array:
+        # ones @ dy2: BLAS sums a tall, narrow matrix's columns many times faster than np.sum
+        ones = self._ones(dy2.shape[0], dy2.dtype)
+        return np.matmul(ones, dy2, out=out)
+
+    def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
+        """A read-only (n,) vector of ones, cached per thread."""
+        cache: dict[tuple[int, str], np.ndarray] | None = getattr(self._scratch, "ones", None)
+        if cache is None:
+            cache = self._scratch.ones = {}
+        key = (n, np.dtype(dtype).str)
+        if key not in cache:
+            cache.clear()  # batch sizes change rarely: keep one or two
+            cache[key] = np.ones(n, dtype=dtype)
+            cache[key].flags.writeable = False
+        return cache[key]
+
+    def max_pool(self, x: Array, geom: Geometry) -> tuple[Array, list[Array]]:
+        kh, kw, sh, sw = geom[:4]
+        ho, wo = out_hw(x.shape[2], x.shape[3], geom)
+        parts = [x[:, :, r, c] for r, c in _slices(geom, ho, wo)]
+        # The maximum over kernel rows first, on whole image rows (long contiguous runs in
+        # NHWC memory), then over kernel columns on what is left.
+        y_rows = _maximum([x[:, :, i : i + sh * (ho - 1) + 1 : sh, :] for i in range(kh)])
+        y = _maximum([y_rows[:, :, :, j : j + sw * (wo - 1) + 1 : sw] for j in range(kw)])
+        route = [np.equal(parts[0], y)]
+        free = np.logical_not(route[0])  # windows whose maximum no earlier position took
+        for s in parts[1:]:
+            taken = np.equal(s, y)
+            taken &= free
+            free ^= taken
+            route.append(taken)
+        return y, route
+
+    def max_pool_backward(
+        self, dy: Array, route: list[Array], x_shape: tuple[int, ...], geom: Geometry
+    ) -> Array:
+        dx = self._image_zeros(x_shape, dy.dtype)
+        dy = _nhwc_like(dy, route[0])  # mixed memory layouts would make every pass strided
+        overlap = geom[2] < geom[0] or geom[3] < geom[1]
+        for taken, (rows, cols) in zip(route, _slices(geom, dy.shape[2], dy.shape[3]),
+                                       strict=True):
+            if overlap:
+                dx[:, :, rows, cols] += np.multiply(dy, taken, dtype=dy.dtype)
+            else:
+                np.multiply(dy, taken, out=dx[:, :, rows, cols], dtype=dy.dtype)
+        return dx
+
+    def avg_pool(self, x: Array, geom: Geometry) -> Array:
+        parts = _slices(geom, *out_hw(x.shape[2], x.shape[3], geom))
+        y = x[:, :, parts[0][0], parts[0][1]].copy(order="K")
+        for rows, cols in parts[1:]:
+            y += x[:, :, rows, cols]
+        y *= 1.0 / len(parts)
+        return y
+
+    def avg_pool_backward(self, dy: Array, x_shape: tuple[int, ...], geom: Geometry) -> Array:
+        parts = _slices(geom, dy.shape[2], dy.shape[3])
+        share = np.multiply(dy, 1.0 / len(parts), dtype=dy.dtype)
+        dx = self._image_zeros(x_shape, dy.dtype)
+        overlap = geom[2] < geom[0] or geom[3] < geom[1]
+        for rows, cols in parts:
+            if overlap:
+                dx[:, :, rows, cols] += share
+            else:
+                dx[:, :, rows, cols] = share
+        return dx
+
+    @staticmethod
+    def _image_zeros(shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+        """Zeros of NCHW ``shape`` laid out NHWC in memory, like the images here."""
+        n, c, h, w = shape
+        return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+
+
+def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """``a`` (N, C, H, W), copied to NHWC memory if ``ref`` is laid out so and ``a`` is not."""
+    nhwc = (0, 2, 3, 1)
+    if ref.transpose(nhwc).flags.c_contiguous and not a.transpose(nhwc).flags.c_contiguous:
+        return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    return a
+
+
+def _maximum(parts: list[np.ndarray]) -> np.ndarray:
+    """The elementwise maximum of ``parts`` as a new array (laid out like the first part)."""
+    y = np.maximum(parts[0], parts[1]) if len(parts) > 1 else parts[0].copy(order="K")
+    for s in parts[2:]:
+        np.maximum(y, s, out=y)
+    return y

@@ -140,6 +140,12 @@ class Layer:
         when it takes any."""
         return None
 
+    def accepts(self, shape: Shape) -> bool:
+        """Whether an input of per-sample ``shape`` fits this layer. By default: it agrees with
+        :attr:`input_shape` (a layer taking several shapes, Reshape, overrides it)."""
+        required = self.input_shape
+        return required is None or shapes_agree(required, shape)
+
     def output_shape(self, input_shape: Shape | None) -> Shape | None:
         """The per-sample output shape for ``input_shape`` (None if unknown). By default the
         shape is kept (elementwise layers)."""

@@ -18,6 +18,7 @@ import numpy as np
 from ..backends import Array, Backend, DeviceGenerator, get_backend
 from ..layers.activations import LeakyReLU, ReLU
 from ..layers.base import Layer, Stochastic
+from ..layers.pooling import MaxPool2D
 from ..losses.base import Loss
 from ..model import Sequential
 
@@ -26,6 +27,8 @@ from ..model import Sequential
 KINK_PROBES: dict[type, Callable[[Any], Array]] = {
     ReLU: lambda layer: layer.y > 0,
     LeakyReLU: lambda layer: layer.x > 0,
+    # which element of each window is the (first) maximum: a step that changes it crossed a tie
+    MaxPool2D: lambda layer: layer.xp.stack(layer.route),
 }
 
 

@@ -27,7 +27,18 @@ except ImportError as exc:  # pragma: no cover - exercised only without the test
     ) from exc
 
 from ..backends import Array, Backend, get_backend
-from ..layers import Dense, Dropout, LeakyReLU, ReLU, Sigmoid, Softmax, Tanh
+from ..layers import (
+    AvgPool2D,
+    Conv2D,
+    Dense,
+    Dropout,
+    LeakyReLU,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
 from ..layers.base import Layer
 from ..losses import MSE, BinaryCrossEntropy, SoftmaxCrossEntropy
 from ..losses.base import Loss
@@ -41,12 +52,15 @@ __all__ = [
     "arrays",
     "batch_sizes",
     "binary_targets",
+    "conv_layers",
     "dense_layers",
     "floats",
     "host_arrays",
+    "image_shapes",
     "labels",
     "layers",
     "losses",
+    "pool_layers",
     "probabilities",
     "problems",
     "sequentials",
@@ -278,3 +292,63 @@ def problems(
         assume(bool(((out > 1e-4) & (out < 1 - 1e-4)).all()))
     target = draw(targets_for(be, name, n, k_out))
     return Problem(model, make_loss(name, be), x, target, name)
+
+
+# ------------------------------------------------------------------ images (NCHW) and conv
+@st.composite
+def conv_layers(
+    draw: st.DrawFn,
+    backend: Any,
+    in_channels: int | None = None,
+    *,
+    max_channels: int = 3,
+    max_kernel: int = 3,
+    max_stride: int = 3,
+    max_padding: int = 2,
+) -> Conv2D:
+    """A Conv2D on ``backend``: random channels, kernel (1x1 included), stride (beyond the
+    kernel included), padding (odd and uneven included), init and bias (given values)."""
+    be = _be(backend)
+    c = in_channels if in_channels is not None else draw(st.integers(1, max_channels))
+    dims = st.integers(1, max_kernel)
+    layer = Conv2D(
+        c, draw(st.integers(1, max_channels)), (draw(dims), draw(dims)),
+        stride=(draw(st.integers(1, max_stride)), draw(st.integers(1, max_stride))),
+        padding=(draw(st.integers(0, max_padding)), draw(st.integers(0, max_padding))),
+        bias=draw(st.booleans()),
+        init=draw(st.sampled_from(("he_normal", "glorot_uniform", "uniform", "normal"))),
+        rng=draw(st.integers(0, 2**32 - 1)), backend=be,
+    )
+    if layer.bias:  # biases start at zero: give them values so their gradient paths are exercised
+        b = draw(host_arrays((layer.out_channels,), 0.5))
+        layer.params["b"] = be.asarray(b, dtype=be.dtype)
+    return layer
+
+
+@st.composite
+def pool_layers(
+    draw: st.DrawFn, backend: Any, *, max_kernel: int = 3, max_stride: int = 3
+) -> Layer:
+    """A MaxPool2D or AvgPool2D on ``backend``: random kernel and stride (None: the kernel's)."""
+    cls = draw(st.sampled_from((MaxPool2D, AvgPool2D)))
+    kernel = (draw(st.integers(1, max_kernel)), draw(st.integers(1, max_kernel)))
+    stride = draw(st.none() | st.tuples(st.integers(1, max_stride), st.integers(1, max_stride)))
+    return cls(kernel, stride).to(_be(backend))  # type: ignore[no-any-return]
+
+
+@st.composite
+def image_shapes(
+    draw: st.DrawFn,
+    channels: int,
+    kernel: tuple[int, int] = (1, 1),
+    padding: tuple[int, int] = (0, 0),
+    *,
+    max_batch: int = 3,
+    max_size: int = 6,
+) -> tuple[int, int, int, int]:
+    """``(N, C, H, W)`` with ``C = channels`` and an image at least as large as ``kernel``
+    once ``padding`` is added (so a layer of that geometry has an output)."""
+    n = draw(batch_sizes(max_batch))
+    h = draw(st.integers(max(1, kernel[0] - 2 * padding[0]), max(max_size, kernel[0])))
+    w = draw(st.integers(max(1, kernel[1] - 2 * padding[1]), max(max_size, kernel[1])))
+    return (n, channels, h, w)
