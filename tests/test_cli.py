@@ -113,6 +113,21 @@ def test_train_is_reproducible_with_a_seed(capsys):
     assert strip(first) == strip(second)
 
 
+def test_train_cnn_builds_the_convolutional_net_saves_and_evaluates(capsys, tmp_path):
+    """--arch cnn with --channels: the conv blocks in the model line, a model file that
+    evaluate reads back (BatchNorm's running statistics included) with the same accuracy."""
+    path = tmp_path / "cnn.npz"
+    code, out, err = run(capsys, "train", "--arch", "cnn", "--channels", "4", "8", "--hidden",
+                         "16", "--epochs", "1", "--limit", "300", "--batch-size", "32",
+                         "--save", str(path), "--threads", "1")
+    assert code == 0, err
+    assert "model: 784-1x28x28-4x28x28-4x14x14-8x14x14-8x7x7-392-16-10 BatchNorm2d/ReLU" in out
+    trained = float(re.search(r"^held-out accuracy: ([\d.]+)", out, re.M).group(1))
+    code, out, err = run(capsys, "evaluate", str(path), "--limit", "300")
+    assert code == 0, err
+    assert f"accuracy: {trained:.4f}" in out or f"accuracy {trained:.4f}" in out, out
+
+
 def test_train_threads_option_sets_and_reports_the_blas_threads(capsys):
     """--threads N runs fit under exactly N threads (read back by threadpoolctl) and says so;
     --threads none leaves the library alone and says nothing."""
@@ -158,6 +173,13 @@ def test_missing_full_dataset_is_explained_never_replaced_by_the_sample(capsys, 
     assert any("--data-dir" in line for line in details)
 
 
+def test_channels_need_the_cnn(capsys):
+    code, out, err = run(capsys, "train", "--channels", "8")
+    assert code == 2 and "epoch" not in out
+    assert_one_line_error(err, "train", "--channels is for --arch cnn (convolution blocks); got "
+                          "--arch mlp")
+
+
 def test_resume_needs_a_checkpoint(capsys):
     code, _, err = run(capsys, "train", "--resume")
     assert code == 2
@@ -171,6 +193,8 @@ def test_resume_needs_a_checkpoint(capsys):
         (["train", "--dropout", "1"], "expected a probability in [0, 1)"),
         (["train", "--lr", "-1"], "expected a positive number"),
         (["train", "--dataset", "cifar"], "invalid choice: 'cifar'"),
+        (["train", "--arch", "cnn", "--channels", "0"], "argument --channels: expected a "
+         "positive integer, got '0'"),
         (["train", "--threads", "0"],
          "argument --threads: expected 'auto', 'none' or a positive integer, got '0'"),
         (["evaluate"], "the following arguments are required: MODEL"),

@@ -26,10 +26,10 @@ def accuracy(out: str, prefix: str) -> float:
     return float(match.group(1))
 
 
-def test_all_five_lessons_are_present():
+def test_all_six_lessons_are_present():
     assert SCRIPTS == [
         "01_perceptron_nand.py", "02_xor_mlp.py", "03_make_your_own_nn.py",
-        "04_modular_tanh_mse.py", "05_mnist_classifier.py",
+        "04_modular_tanh_mse.py", "05_mnist_classifier.py", "06_mnist_cnn.py",
     ]
 
 
@@ -69,3 +69,11 @@ def test_mnist_classifier():
     out = run_example("05_mnist_classifier.py", "--epochs", "3", "--limit", "1000")
     assert re.search(r"^epoch  3/3  loss [\d.]+  train acc [\d.]+  test acc", out, flags=re.M)
     assert accuracy(out, "test accuracy") > 0.8
+
+
+def test_mnist_cnn():
+    """The convolutional lesson learns: 2 epochs on 600 random sample digits (of 4,000)."""
+    out = run_example("06_mnist_cnn.py", "--epochs", "2", "--limit", "600")
+    assert "Conv2D 1 -> 32, 3x3 pad 1x1" in out and "BatchNorm2d 64" in out  # the summary
+    assert re.search(r"^epoch  2/2  loss [\d.]+  train acc [\d.]+  test acc", out, flags=re.M)
+    assert accuracy(out, "test accuracy") > 0.6

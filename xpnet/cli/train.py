@@ -33,7 +33,6 @@ SCHEDULES = ("inverse-time", "step", "cosine", "constant")
 
 #: What ``xpnet train`` does with no arguments (the MNIST-classifier recipe; see --help).
 DEFAULTS: dict[str, Any] = {
-    "hidden": [400, 100],
     "activation": "relu",
     "dropout": 0.2,
     "optimizer": "adam",
@@ -70,6 +69,9 @@ examples:
   xpnet train
       train on the shipped sample and report accuracy on its 1,000 held-out digits
   xpnet train --dataset fashion-mnist --epochs 20 --save fashion.npz
+  xpnet train --arch cnn --epochs 8 --batch-size 64
+      a convolutional network (3x3 convolutions, BatchNorm, max pooling) on the sample
+  xpnet train --arch cnn --dataset fashion-mnist --epochs 10 --lr 0.002 --save cnn.npz
   xpnet train --dataset mnist --data-dir ~/data/mnist --backend auto
       --data-dir holds train-images-idx3-ubyte.gz and friends (or <dir>/mnist/...)
   xpnet train --hidden 200 --activation sigmoid --dropout 0 --optimizer sgd --lr 0.1 \\
@@ -85,16 +87,20 @@ def add_parser(sub: Any) -> None:
     """The ``train`` subcommand and its options."""
     t = sub.add_parser(
         "train", help="train a classifier (default: the shipped MNIST sample)",
-        description="Train a fully connected classifier and report its accuracy on the "
-        "held-out test split.", epilog=TRAIN_EPILOG, formatter_class=FORMATTER,
+        description="Train a classifier (fully connected or convolutional) and report its "
+        "accuracy on the held-out test split.", epilog=TRAIN_EPILOG, formatter_class=FORMATTER,
     )
     data_options(t)
     g = t.add_argument_group("model")
     g.add_argument("--arch", choices=sorted(ARCHITECTURES), default="mlp",
-                   help="the architecture (default: mlp, a fully connected network)")
-    g.add_argument("--hidden", type=positive_int, nargs="*", metavar="N",
-                   default=DEFAULTS["hidden"],
-                   help="hidden layer widths (default: 400 100; none: softmax regression)")
+                   help="mlp: a fully connected network; cnn: a small LeNet-like "
+                   "convolutional network (see --channels) (default: mlp)")
+    g.add_argument("--hidden", type=positive_int, nargs="*", metavar="N", default=None,
+                   help="hidden dense layer widths (default: 400 100 for mlp, 128 for cnn; "
+                   "none: softmax regression on the last features)")
+    g.add_argument("--channels", type=positive_int, nargs="+", metavar="N", default=None,
+                   help="cnn: output channels of each 3x3 convolution block, each followed by "
+                   "BatchNorm, the activation and 2x2 max pooling (default: 32 64)")
     g.add_argument("--activation", choices=tuple(ACTIVATIONS), default=DEFAULTS["activation"],
                    help="hidden activation (default: relu)")
     g.add_argument("--dropout", type=probability, default=DEFAULTS["dropout"], metavar="P",
@@ -164,9 +170,11 @@ def _threads(text: str) -> Any:
 
 def build_model(args: argparse.Namespace, backend: Any) -> Any:
     """The Sequential ``args`` describe (``--arch`` and its options), on ``backend``."""
-    return build(args.arch, in_features=784, classes=10, hidden=args.hidden,
-                 activation=args.activation, dropout=args.dropout, init=args.init,
-                 seed=args.seed, backend=backend)
+    # Options left unset take the architecture's own defaults (mlp: 400 100; cnn: 128).
+    given = {k: v for k, v in (("hidden", args.hidden), ("channels", args.channels))
+             if v is not None}
+    return build(args.arch, in_features=784, classes=10, activation=args.activation,
+                 dropout=args.dropout, init=args.init, seed=args.seed, backend=backend, **given)
 
 
 def build_optimizer(args: argparse.Namespace, epochs: int) -> Any:
@@ -207,6 +215,8 @@ def run(args: argparse.Namespace) -> int:
     """``xpnet train``, on this process or (``--distributed``) on every rank of an MPI job."""
     if args.resume and args.checkpoint is None:
         raise CLIError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
+    if args.channels is not None and args.arch != "cnn":
+        raise CLIError(f"--channels is for --arch cnn (convolution blocks); got --arch {args.arch}")
     check_plot_available(args.plot)
     comm = _communicator(args)
     if not comm.is_root:  # one report, rank 0's; errors still come from every rank

@@ -79,8 +79,13 @@ def _reshape(layer: Any, g: Graph, x: str) -> str:
 
 def _batch_norm(layer: Any, g: Graph, x: str) -> str:
     """Inference mode: the running statistics (ONNX accepts (N, C) input as well as NCHW)."""
-    inputs = [x, *(g.weight(layer, k) for k in ("gamma", "beta", "running_mean", "running_var"))]
-    return g.op("BatchNormalization", inputs, epsilon=float(layer.eps))
+    if "gamma" in layer.params:
+        scale, bias = g.weight(layer, "gamma"), g.weight(layer, "beta")
+    else:  # affine=False: ONNX's BatchNormalization still wants a scale and a bias
+        scale = g.constant([1.0] * layer.num_features, "gamma")
+        bias = g.constant([0.0] * layer.num_features, "beta")
+    stats = (g.weight(layer, "running_mean"), g.weight(layer, "running_var"))
+    return g.op("BatchNormalization", [x, scale, bias, *stats], epsilon=float(layer.eps))
 
 
 register_onnx_converter("BatchNorm1d")(_batch_norm)
