@@ -96,6 +96,24 @@ def test_first_layer_weights_are_28x28_tiles(tmp_path):
     _check_png(tmp_path / "w.png", 600, 600)
 
 
+def test_a_conv_nets_first_layer_is_drawn_filter_by_filter(tmp_path):
+    """A convolution's kernel (out, in, kh, kw): one kh x kw tile per filter, averaged over
+    the input channels (a conv net's report failed on reshaping the kernel as 784 pixels)."""
+    import xpnet
+    from xpnet.layers import Conv2D, Dense, Flatten, Reshape
+
+    model = xpnet.Sequential([Reshape((2, 5, 5)), Conv2D(2, 6, 3), Flatten(), Dense(54, 3)],
+                             seed=0)
+    W = plot.first_layer_weights(model)
+    kernel = model.layers[1].params["W"]
+    assert W is not None and W.shape == (9, 6)
+    np.testing.assert_allclose(W[:, 4].reshape(3, 3), kernel[4].mean(axis=0), rtol=1e-6)
+    fig = plot.plot_first_layer(model, tmp_path / "k.png")
+    (image,) = fig.axes[0].get_images()
+    assert image.get_array().shape == (3, 6 * 3 + 5 * 2)  # one row of 6 tiles, gaps of 2
+    _check_png(tmp_path / "k.png", 600, 600)
+
+
 def test_report_has_every_panel(tmp_path):
     X, y = load_dataset("mnist-sample", "test")
     pred = (y + (np.arange(len(y)) % 7 == 0)) % 10

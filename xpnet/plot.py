@@ -188,10 +188,16 @@ def draw_weights(ax: Any, W: np.ndarray, max_units: int = 64, cols: int = 8) -> 
 
 
 def first_layer_weights(model: Any) -> np.ndarray | None:
-    """The first Dense layer's ``W`` as a host array (None if the model has no Dense layer)."""
+    """The first weighted layer's ``W`` as a host ``(inputs, units)`` array, what
+    :func:`draw_weights` draws (None if no layer has a ``W``): a Dense ``W`` as it is, a
+    convolution kernel ``(out, in, kh, kw)`` as ``(kh * kw, out)``, averaged over its input
+    channels (each filter drawn as a kh x kw image)."""
     for layer in model.layers:
         if "W" in layer.params:
-            return np.asarray(model.backend.to_host(layer.params["W"]))
+            W = np.asarray(model.backend.to_host(layer.params["W"]))
+            if W.ndim > 2:
+                W = W.reshape(W.shape[0], W.shape[1], -1).mean(axis=1).T
+            return W
     return None
 
 
@@ -240,7 +246,8 @@ def plot_misclassified(
 def plot_first_layer(
     weights: Any, path: str | os.PathLike[str] | None = None, *, max_units: int = 64
 ) -> Any:
-    """First-layer weights as 28x28 images; ``weights`` is a model or a (784, units) array."""
+    """First-layer weights as images (28x28 for a Dense on MNIST rows, the kernel's size for a
+    convolution); ``weights`` is a model or an (inputs, units) array."""
     W = first_layer_weights(weights) if hasattr(weights, "layers") else weights
     if W is None:
         raise ValueError("the model has no Dense layer whose weights could be drawn")
