@@ -23,6 +23,7 @@ from .layers.base import Layer, Shape, Stochastic, format_shape
 from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
 from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
+from .threads import Threads
 from .training import fit as _fit
 
 __all__ = ["History", "Sequential"]
@@ -286,6 +287,7 @@ class Sequential(Layer):
         on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
         callbacks: list[Callback] | None = None,
         comm: Communicator | None = None,
+        threads: Threads = "auto",
     ) -> History:
         """Train with minibatch gradient descent; see :func:`xpnet.training.fit`."""
         return _fit(
@@ -293,6 +295,7 @@ class Sequential(Layer):
             shuffle=shuffle, seed=seed, verbose=verbose, checkpoint=checkpoint, every=every,
             resume=resume, on_nonfinite=on_nonfinite, clip_norm=clip_norm,
             sync_every=sync_every, on_epoch_end=on_epoch_end, callbacks=callbacks, comm=comm,
+            threads=threads,
         )
 
     # -------------------------------------------------------------------------- inference
