@@ -1,8 +1,9 @@
 """BLAS threads while ``fit`` runs: the callback behind ``fit(threads=...)``.
 
-``fit`` adds a :class:`BlasThreads` for its ``threads`` argument (``"auto"`` by default); pass
-one in ``callbacks=[BlasThreads(1)]`` to set the count through ``Sequential.fit``. The policy
-itself (what ``"auto"`` measures and decides) is :mod:`xpnet.threads`.
+``fit`` adds a :class:`BlasThreads` for its ``threads`` argument (``"auto"`` by default);
+passing one in ``callbacks=[BlasThreads(1)]`` does the same (its ``tuner`` then says what
+was chosen and why). The policy itself (what ``"auto"`` measures and decides) is
+:mod:`xpnet.threads`.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ def fit(
     * ``comm``: an :mod:`xpnet.distributed` communicator for data-parallel training (every
       rank given the same arguments; see :mod:`~xpnet.training.parallel`). None: one process.
     * ``threads``: BLAS threads while it runs: ``"auto"``, ``N`` or None (the library's); see
-      :mod:`xpnet.threads` (``Sequential.fit``: ``callbacks=[BlasThreads(N)]``).
+      :mod:`xpnet.threads` (or pass a ``BlasThreads`` callback: one of the two).
     """
     if model.loss is None or model.optimizer is None:
         raise RuntimeError("fit needs a loss and an optimizer: call model.compile(loss, optimizer)")
