@@ -222,6 +222,13 @@ class NumpyBackend(Backend):
         ones = self._ones(dy2.shape[0], dy2.dtype)
         return np.matmul(ones, dy2, out=out)
 
+    def column_sums(self, a: Array) -> Array:
+        # ones @ a, as conv_bias_grad: many times faster than np.sum(axis=0) on (M, C)
+        return np.matmul(self._ones(a.shape[0], a.dtype), a)
+
+    def column_dots(self, a: Array, b: Array) -> Array:
+        return np.einsum("ij,ij->j", a, b)
+
     def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
         """A read-only (n,) vector of ones, cached per thread."""
         cache: dict[tuple[int, str], np.ndarray] | None = getattr(self._scratch, "ones", None)
