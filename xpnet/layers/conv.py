@@ -157,6 +157,14 @@ class Conv2D(Layer):
     def output_shape(self, input_shape: Shape | None) -> Shape:
         return (self.out_channels, *output_hw(self, self.geometry, input_shape))
 
+    def matmul_macs(self, input_shape: Shape | None) -> int:
+        """``O C kh kw`` per output pixel, times ``Ho Wo`` when the input's size is known (the
+        forward matmul is (N Ho Wo, C kh kw) @ (C kh kw, O))."""
+        pixels = 1
+        for size in self.output_shape(input_shape)[1:]:
+            pixels *= size if size is not None else 1
+        return math.prod(self.weight_shape) * pixels
+
     def describe(self) -> str:
         kh, kw = self.kernel_size
         text = f"Conv2D {self.in_channels} -> {self.out_channels}, {kh}x{kw}"
