@@ -205,17 +205,30 @@ class NumpyBackend(Backend):
     def conv_input_grad(
         self, dy2: Array, w2: Array, x_shape: tuple[int, ...], geom: Geometry
     ) -> Array:
-        # col2im(dy2 @ w2) one kernel position at a time: each (N Ho Wo, C) product lands in a
-        # contiguous buffer, so the add into dx runs over whole rows (Wo C) at once.
+        # col2im(dy2 @ w2) one kernel position at a time, straight into the unpadded (N, H, W,
+        # C) gradient: each (N Ho Wo, C) product is added to the part of the image its
+        # position sees (padding clipped away, not cropped afterwards); with "same" padding
+        # and stride 1 the centre position sees the whole image, so its product IS dx (written
+        # by the matmul itself) and the zero fill and one pass are saved.
         kh, kw, sh, sw, ph, pw = geom
         n, c, h, w = x_shape
         ho, wo = out_hw(h, w, geom)
-        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dy2.dtype)
+        whole = (sh, sw, ho, wo) == (1, 1, h, w) and ph < kh and pw < kw
+        dx = (np.empty if whole else np.zeros)((n, h, w, c), dtype=dy2.dtype)
+        if whole:  # the centre position (ph, pw): output pixel (r, s) sees input (r, s)
+            k = ph * kw + pw
+            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=dx.reshape(n * h * w, c))
         buf = np.empty((n * ho * wo, c), dtype=dy2.dtype)
-        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
-            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
-            dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)
-        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+        for i in range(kh):
+            for j in range(kw):
+                oi, oj = i - ph, j - pw  # input row/column of output pixel (0, 0)
+                rows, cols = _clip(oi, sh, h, ho), _clip(oj, sw, w, wo)
+                if (whole and (oi, oj) == (0, 0)) or rows is None or cols is None:
+                    continue
+                k = i * kw + j
+                np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
+                dx[:, rows[1], cols[1], :] += buf.reshape(n, ho, wo, c)[:, rows[0], cols[0], :]
+        return dx.transpose(0, 3, 1, 2)
 
     def conv_bias_grad(self, dy2: Array, out: Array) -> Array:
         # ones @ dy2: BLAS sums a tall, narrow matrix's columns many times faster than np.sum
@@ -305,6 +318,17 @@ def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
     if ref.transpose(nhwc).flags.c_contiguous and not a.transpose(nhwc).flags.c_contiguous:
         return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     return a
+
+
+def _clip(offset: int, stride: int, size: int, n_out: int) -> tuple[slice, slice] | None:
+    """Along one axis, the output pixels ``r`` whose input ``r stride + offset`` lies inside
+    ``0 .. size - 1``: ``(output slice, input slice)``, None when there are none."""
+    first = max(0, -(offset // stride))  # ceil(-offset / stride) for negative offsets
+    last = min(n_out - 1, (size - 1 - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset
+    return slice(first, last + 1), slice(start, last * stride + offset + 1, stride)
 
 
 def _maximum(parts: list[np.ndarray]) -> np.ndarray:
