@@ -239,6 +239,19 @@ class NumpyBackend(Backend):
         # ones @ a, as conv_bias_grad: many times faster than np.sum(axis=0) on (M, C)
         return np.matmul(self._ones(a.shape[0], a.dtype), a)
 
+    def channel_op(self, op: str, a: Array, row: Array, out: Array | None = None) -> Array:
+        # A narrow row broadcast over many rows runs NumPy's inner loop C values at a time:
+        # fold k rows into one (M / k, k C) and tile the row k times (up to 2x faster at C=16)
+        fn = _CHANNEL_OPS[op]
+        m, c = a.shape
+        k = 1
+        while k * c < 512 and m % (2 * k) == 0:
+            k *= 2
+        if k == 1 or not a.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+            return fn(a, row, out=out)
+        wide = None if out is None else out.reshape(m // k, k * c)
+        return fn(a.reshape(m // k, k * c), np.tile(row, k), out=wide).reshape(m, c)
+
     def column_dots(self, a: Array, b: Array) -> Array:
         return np.einsum("ij,ij->j", a, b)
 
@@ -310,6 +323,9 @@ class NumpyBackend(Backend):
         """Zeros of NCHW ``shape`` laid out NHWC in memory, like the images here."""
         n, c, h, w = shape
         return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
+
+
+_CHANNEL_OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
 
 
 def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:

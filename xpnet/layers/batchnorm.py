@@ -117,21 +117,21 @@ class BatchNorm(Layer):
                     "last batch of one row: choose a batch_size that does not leave one)"
                 )
             mean = be.column_sums(rows) * (1.0 / m)
-            xc = rows - mean
+            xc = be.channel_op("subtract", rows, mean)
             var = be.column_dots(xc, xc) * (1.0 / m)  # biased: / m
             self._update_running(mean, var, m)
             self.mode = "train"
         else:
-            xc = rows - self.buffers["running_mean"]
+            xc = be.channel_op("subtract", rows, self.buffers["running_mean"])
             var = self.buffers["running_var"]
             self.mode = "eval"
         self.inv_std = 1.0 / xp.sqrt(var + self.eps)
         # Saved: xc = x - mean (xhat = xc inv_std is never formed: one pass fewer each way)
         self.xc = xc  # (M, C) rows
         if not self.affine:
-            return self._like_input(xc * self.inv_std, tuple(x.shape))
-        y = xc * (self.inv_std * self.params["gamma"])
-        y += self.params["beta"]
+            return self._like_input(be.channel_op("multiply", xc, self.inv_std), tuple(x.shape))
+        y = be.channel_op("multiply", xc, self.inv_std * self.params["gamma"])
+        be.channel_op("add", y, self.params["beta"], out=y)
         return self._like_input(y, tuple(x.shape))
 
     def _update_running(self, mean: Array, var: Array, m: int) -> None:
@@ -157,12 +157,12 @@ class BatchNorm(Layer):
             self.grads["beta"][...] = sum_dy
             scale = inv_std * self.params["gamma"]
         if self.mode == "eval":
-            return self._like_input(dy_rows * scale, tuple(dy.shape))
+            return self._like_input(be.channel_op("multiply", dy_rows, scale), tuple(dy.shape))
         # dx = inv_std / m (m dxhat - sum(dxhat) - xhat sum(dxhat xhat)), gamma factored out
         m = int(dy_rows.shape[0])
-        dx = dy_rows - sum_dy * (1.0 / m)
-        dx -= xc * (sum_dy_xhat * (inv_std / m))  # xhat = xc inv_std
-        dx *= scale
+        dx = be.channel_op("subtract", dy_rows, sum_dy * (1.0 / m))
+        dx -= be.channel_op("multiply", xc, sum_dy_xhat * (inv_std / m))  # xhat = xc inv_std
+        be.channel_op("multiply", dx, scale, out=dx)
         return self._like_input(dx, tuple(dy.shape))
 
     # ------------------------------------------------------------------- description

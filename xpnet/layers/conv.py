@@ -100,7 +100,7 @@ class Conv2D(Layer):
         self.cols = self.backend.im2col(x, self.geometry)
         y = self.cols @ self._w2().T  # (N Ho Wo, O)
         if self.bias:
-            y += self.params["b"]
+            self.backend.channel_op("add", y, self.params["b"], out=y)
         return permute(self.xp, self.xp.reshape(y, (n, ho, wo, self.out_channels)), (0, 3, 1, 2))
 
     def _dy_rows(self, dy: Array) -> Array:
