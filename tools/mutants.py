@@ -175,6 +175,11 @@ MUTANTS: list[Mutant] = [
            "return relu.backend.dropout_relu_backward(dy, relu.y, drop.mask)",
            "fusion rule ReLU -> Dropout backward: mask and ReLU output swapped",
            ("tests/test_cuda_kernels.py",)),
+    Mutant("fused-relu-maxpool-mask-dropped", "xpnet/layers/fusions.py",
+           "return pool.backward(relu.backend.relu_backward(dy, pool.y))",
+           "return pool.backward(dy)",
+           "fusion rule ReLU -> MaxPool2D backward: ReLU's mask not applied",
+           ("tests/test_fusion.py", "tests/test_gradients_conv.py")),
     # ------------------------------------------------------------------------- BatchNorm
     Mutant("bn-mean-term-dropped", BN,
            'dx = be.channel_op("subtract", dy_rows, sum_dy * (1.0 / m))',

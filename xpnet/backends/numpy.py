@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,9 @@ from numpy.lib.stride_tricks import as_strided
 from . import dlpack
 from .base import Array, Backend, DeviceGenerator
 from .conv_ops import Geometry, _slices, out_hw
+
+#: the fusion rules NumPy plans (rules that only save passes, with no kernels of their own)
+HOST_FUSIONS = ("relu_maxpool",)
 
 
 class NumpyBackend(Backend):
@@ -26,6 +30,14 @@ class NumpyBackend(Backend):
     def _init_dtype(self, dtype: str) -> None:
         super()._init_dtype(dtype)
         self.dtype = np.dtype(dtype)
+
+    def plan(self, layers: Sequence[Any]) -> list[Any]:
+        """The layers one by one, but ``ReLU -> MaxPool2D`` as one step (its backward applies
+        ReLU's mask to the pooled gradient, a quarter of the values; see
+        :mod:`xpnet.layers.fusions`): no kernels of its own, only fewer passes."""
+        from ..fusion import plan_fusions  # the fusion module imports the backends
+
+        return plan_fusions(layers, names=HOST_FUSIONS)
 
     @property
     def is_host(self) -> bool:
