@@ -20,7 +20,7 @@ from xpnet.fusion import (
     register_fusion,
     unregister_fusion,
 )
-from xpnet.layers import Dense, Dropout, Layer, ReLU, Tanh
+from xpnet.layers import Conv2D, Dense, Dropout, Flatten, Layer, MaxPool2D, ReLU, Tanh
 from xpnet.losses import MSE
 from xpnet.optim import SGD
 from xpnet.testing import check_gradients
@@ -178,3 +178,25 @@ def test_the_plan_is_rebuilt_when_the_layers_or_the_backend_change() -> None:
     assert isinstance(model.plan[0], FusedStep)
     model.to("numpy")
     assert model.plan == model.layers
+
+
+def test_numpy_runs_relu_maxpool_as_one_step_with_the_plain_layers_gradients() -> None:
+    # The fused backward applies ReLU's mask to the pooled gradient before routing it; the
+    # plain path routes first and masks after: the same values exactly, ties and all-negative
+    # windows (where ReLU leaves a tie of zeros and no gradient) included.
+    layers = [Conv2D(2, 3, 3, padding=1), ReLU(), MaxPool2D(2), Flatten(), Dense(12, 2)]
+    model = xpnet.Sequential(layers, seed=0)
+    steps = [s.rule.name if isinstance(s, FusedStep) else type(s).__name__ for s in model.plan]
+    assert steps == ["Conv2D", "relu_maxpool", "Flatten", "Dense"]
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(6, 2, 4, 4)).astype(np.float32)  # many exact ties
+    dy = rng.standard_normal((6, 2)).astype(np.float32)
+    model.forward(x, training=True)
+    fused = np.array(model.backward(dy))
+    fused_dw = np.array(model.grads["0.W"])
+    d = dy
+    for layer in reversed(layers):
+        d = layer.backward(d)
+    np.testing.assert_array_equal(fused, d)
+    np.testing.assert_array_equal(fused_dw, model.grads["0.W"])
+    assert (layers[1].y == 0).any() and (np.asarray(d) != 0).any()

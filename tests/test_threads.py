@@ -18,7 +18,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 
 import xpnet
 from xpnet import threads as T
-from xpnet.layers import Dense, Dropout, ReLU
+from xpnet.layers import Conv2D, Dense, Dropout, Flatten, MaxPool2D, ReLU, Reshape
 from xpnet.losses import SoftmaxCrossEntropy
 from xpnet.optim import Adam
 from xpnet.threads import ThreadTuner
@@ -95,6 +95,20 @@ def test_largest_matmul_is_the_biggest_weight_product_of_a_step() -> None:
     net = xpnet.Sequential([Dense(784, 400), ReLU(), Dropout(0.2), Dense(400, 100)], seed=0)
     assert T.largest_matmul(net.layers, 256) == 256 * 784 * 400
     assert T.largest_matmul([ReLU(), Dropout(0.5)], 256) == 0
+
+
+def test_largest_matmul_counts_a_convolutions_output_pixels() -> None:
+    # Conv2D's forward is (N Ho Wo, C kh kw) @ (C kh kw, O): the weights' size times Ho Wo
+    layers = [Reshape((1, 28, 28)), Conv2D(1, 16, 3, padding=1), ReLU(), MaxPool2D(2),
+              Conv2D(16, 32, 3, padding=1), MaxPool2D(2), Flatten(), Dense(32 * 7 * 7, 10)]
+    net = xpnet.Sequential(layers, seed=0)
+    second = 128 * 32 * 16 * 9 * 14 * 14
+    assert T.largest_matmul(net.layers, 128, net.input_shape) == second
+    assert layers[4].matmul_macs((16, 14, 14)) == 32 * 16 * 9 * 14 * 14
+    assert layers[4].matmul_macs(None) == 32 * 16 * 9  # size unknown: per output pixel
+    assert layers[7].matmul_macs((1568,)) == 1568 * 10
+    # the BLAS-thread policy now sees a conv net big enough to split
+    assert T.thread_cap(second, pool=8, cpus=8) > 1
 
 
 @pytest.mark.parametrize(

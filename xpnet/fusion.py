@@ -17,7 +17,7 @@ with :func:`register_fusion`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,12 +116,14 @@ class FusedStep:
         return f"FusedStep({self.name})"
 
 
-def plan_fusions(layers: Sequence[Any]) -> list[Any]:
+def plan_fusions(layers: Sequence[Any], names: Collection[str] | None = None) -> list[Any]:
     """The layers, with every run that a rule matches replaced by a :class:`FusedStep`.
 
-    Scans left to right; at each position the longest matching rule wins.
+    Scans left to right; at each position the longest matching rule wins. ``names``: only the
+    rules of these names (all registered rules when None).
     """
-    rules = sorted(FUSION_RULES.values(), key=lambda r: -len(r.pattern))
+    chosen = [r for r in FUSION_RULES.values() if names is None or r.name in names]
+    rules = sorted(chosen, key=lambda r: -len(r.pattern))
     plan: list[Any] = []
     i, n = 0, len(layers)
     while i < n:

@@ -126,15 +126,23 @@ def usable_cpus() -> int:
     return max(1, min(n, quota) if quota is not None else n)
 
 
-def largest_matmul(layers: Iterable[Any], batch_size: int) -> int:
-    """Multiply-adds of the biggest weight product of a step: ``batch * prod(W.shape)`` over
-    the parameters with 2 or more axes (a Dense ``W`` (in, out): the forward ``x @ W``)."""
-    biggest = 0
+def largest_matmul(layers: Iterable[Any], batch_size: int, input_shape: Any = None) -> int:
+    """Multiply-adds of the biggest matmul of a step: ``batch * layer.matmul_macs(shape)``,
+    the per-sample shapes walked from ``input_shape`` through each layer's ``output_shape``
+    (a Dense ``W`` (in, out): ``batch * in * out``; a Conv2D: that times ``Ho Wo``). Objects
+    without those methods count ``prod(W.shape)`` for each parameter with 2 or more axes."""
+    biggest, shape = 0, input_shape
     for layer in layers:
-        for p in getattr(layer, "params", {}).values():
-            shape = tuple(getattr(p, "shape", ()))
-            if len(shape) >= 2:
-                biggest = max(biggest, batch_size * math.prod(int(s) for s in shape))
+        macs = getattr(layer, "matmul_macs", None)
+        if macs is not None:
+            biggest = max(biggest, batch_size * int(macs(shape)))
+        else:
+            for p in getattr(layer, "params", {}).values():
+                dims = tuple(getattr(p, "shape", ()))
+                if len(dims) >= 2:
+                    biggest = max(biggest, batch_size * math.prod(int(s) for s in dims))
+        out_shape = getattr(layer, "output_shape", None)
+        shape = out_shape(shape) if out_shape is not None else None
     return biggest
 
 

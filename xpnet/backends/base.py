@@ -277,6 +277,24 @@ class Backend(WindowOps):
         out[...] = self.xp.sum(a, axis=0)
         return out
 
+    def column_sums(self, a: Array) -> Array:
+        """The column sums of a tall matrix ``a`` (M, C) (per-channel statistics): ``sum_rows``
+        here; NumPy sums with BLAS."""
+        return self.sum_rows(a)
+
+    def channel_op(self, op: str, a: Array, row: Array, out: Array | None = None) -> Array:
+        """``a op row`` for ``a`` (M, C) and a per-channel ``row`` (C,) broadcast over the rows,
+        ``op`` one of ``"add"``, ``"subtract"``, ``"multiply"``; into ``out`` when given."""
+        res = getattr(self.xp, op)(a, row)
+        if out is None:
+            return res
+        out[...] = res
+        return out
+
+    def column_dots(self, a: Array, b: Array) -> Array:
+        """``column_sums(a * b)`` for two (M, C) matrices (NumPy: one pass, no temporary)."""
+        return self.column_sums(a * b)
+
     def relu(self, x: Array) -> Array:
         """``max(x, 0)`` elementwise."""
         return self.xp.maximum(x, self.xp.zeros_like(x))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,9 @@ from numpy.lib.stride_tricks import as_strided
 from . import dlpack
 from .base import Array, Backend, DeviceGenerator
 from .conv_ops import Geometry, _slices, out_hw
+
+#: the fusion rules NumPy plans (rules that only save passes, with no kernels of their own)
+HOST_FUSIONS = ("relu_maxpool",)
 
 
 class NumpyBackend(Backend):
@@ -26,6 +30,14 @@ class NumpyBackend(Backend):
     def _init_dtype(self, dtype: str) -> None:
         super()._init_dtype(dtype)
         self.dtype = np.dtype(dtype)
+
+    def plan(self, layers: Sequence[Any]) -> list[Any]:
+        """The layers one by one, but ``ReLU -> MaxPool2D`` as one step (its backward applies
+        ReLU's mask to the pooled gradient, a quarter of the values; see
+        :mod:`xpnet.layers.fusions`): no kernels of its own, only fewer passes."""
+        from ..fusion import plan_fusions  # the fusion module imports the backends
+
+        return plan_fusions(layers, names=HOST_FUSIONS)
 
     @property
     def is_host(self) -> bool:
@@ -205,22 +217,55 @@ class NumpyBackend(Backend):
     def conv_input_grad(
         self, dy2: Array, w2: Array, x_shape: tuple[int, ...], geom: Geometry
     ) -> Array:
-        # col2im(dy2 @ w2) one kernel position at a time: each (N Ho Wo, C) product lands in a
-        # contiguous buffer, so the add into dx runs over whole rows (Wo C) at once.
+        # col2im(dy2 @ w2) one kernel position at a time, straight into the unpadded (N, H, W,
+        # C) gradient: each (N Ho Wo, C) product is added to the part of the image its
+        # position sees (padding clipped away, not cropped afterwards); with "same" padding
+        # and stride 1 the centre position sees the whole image, so its product IS dx (written
+        # by the matmul itself) and the zero fill and one pass are saved.
         kh, kw, sh, sw, ph, pw = geom
         n, c, h, w = x_shape
         ho, wo = out_hw(h, w, geom)
-        dx = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=dy2.dtype)
+        whole = (sh, sw, ho, wo) == (1, 1, h, w) and ph < kh and pw < kw
+        dx = (np.empty if whole else np.zeros)((n, h, w, c), dtype=dy2.dtype)
+        if whole:  # the centre position (ph, pw): output pixel (r, s) sees input (r, s)
+            k = ph * kw + pw
+            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=dx.reshape(n * h * w, c))
         buf = np.empty((n * ho * wo, c), dtype=dy2.dtype)
-        for k, (rows, cs) in enumerate(_slices(geom, ho, wo)):
-            np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
-            dx[:, rows, cs, :] += buf.reshape(n, ho, wo, c)
-        return dx[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+        for i in range(kh):
+            for j in range(kw):
+                oi, oj = i - ph, j - pw  # input row/column of output pixel (0, 0)
+                rows, cols = _clip(oi, sh, h, ho), _clip(oj, sw, w, wo)
+                if (whole and (oi, oj) == (0, 0)) or rows is None or cols is None:
+                    continue
+                k = i * kw + j
+                np.matmul(dy2, w2[:, k * c : (k + 1) * c], out=buf)
+                dx[:, rows[1], cols[1], :] += buf.reshape(n, ho, wo, c)[:, rows[0], cols[0], :]
+        return dx.transpose(0, 3, 1, 2)
 
     def conv_bias_grad(self, dy2: Array, out: Array) -> Array:
         # ones @ dy2: BLAS sums a tall, narrow matrix's columns many times faster than np.sum
         ones = self._ones(dy2.shape[0], dy2.dtype)
         return np.matmul(ones, dy2, out=out)
+
+    def column_sums(self, a: Array) -> Array:
+        # ones @ a, as conv_bias_grad: many times faster than np.sum(axis=0) on (M, C)
+        return np.matmul(self._ones(a.shape[0], a.dtype), a)
+
+    def channel_op(self, op: str, a: Array, row: Array, out: Array | None = None) -> Array:
+        # A narrow row broadcast over many rows runs NumPy's inner loop C values at a time:
+        # fold k rows into one (M / k, k C) and tile the row k times (up to 2x faster at C=16)
+        fn = _CHANNEL_OPS[op]
+        m, c = a.shape
+        k = 1
+        while k * c < 512 and m % (2 * k) == 0:
+            k *= 2
+        if k == 1 or not a.flags.c_contiguous or (out is not None and not out.flags.c_contiguous):
+            return fn(a, row, out=out)
+        wide = None if out is None else out.reshape(m // k, k * c)
+        return fn(a.reshape(m // k, k * c), np.tile(row, k), out=wide).reshape(m, c)
+
+    def column_dots(self, a: Array, b: Array) -> Array:
+        return np.einsum("ij,ij->j", a, b)
 
     def _ones(self, n: int, dtype: np.dtype) -> np.ndarray:
         """A read-only (n,) vector of ones, cached per thread."""
@@ -292,12 +337,26 @@ class NumpyBackend(Backend):
         return np.zeros((n, h, w, c), dtype=dtype).transpose(0, 3, 1, 2)
 
 
+_CHANNEL_OPS = {"add": np.add, "subtract": np.subtract, "multiply": np.multiply}
+
+
 def _nhwc_like(a: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """``a`` (N, C, H, W), copied to NHWC memory if ``ref`` is laid out so and ``a`` is not."""
     nhwc = (0, 2, 3, 1)
     if ref.transpose(nhwc).flags.c_contiguous and not a.transpose(nhwc).flags.c_contiguous:
         return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     return a
+
+
+def _clip(offset: int, stride: int, size: int, n_out: int) -> tuple[slice, slice] | None:
+    """Along one axis, the output pixels ``r`` whose input ``r stride + offset`` lies inside
+    ``0 .. size - 1``: ``(output slice, input slice)``, None when there are none."""
+    first = max(0, -(offset // stride))  # ceil(-offset / stride) for negative offsets
+    last = min(n_out - 1, (size - 1 - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset
+    return slice(first, last + 1), slice(start, last * stride + offset + 1, stride)
 
 
 def _maximum(parts: list[np.ndarray]) -> np.ndarray:

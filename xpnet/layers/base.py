@@ -3,6 +3,7 @@ used to load saved models."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -155,6 +156,18 @@ class Layer:
             out = self.output_features(width)
             return None if out is None else (out,)
         return input_shape
+
+    def matmul_macs(self, input_shape: Shape | None) -> int:
+        """Multiply-adds per sample of this layer's largest matmul, for a per-sample input of
+        ``input_shape`` (None if unknown); the BLAS-thread policy sizes a model by it. By
+        default the largest product of a parameter's axes over the parameters with 2 or more
+        (a Dense ``W`` (in, out): the forward ``x @ W``); 0 without such a parameter."""
+        biggest = 0
+        for p in self.params.values():
+            shape = tuple(int(s) for s in getattr(p, "shape", ()))
+            if len(shape) >= 2:
+                biggest = max(biggest, math.prod(shape))
+        return biggest
 
     def output_features(self, in_features: int | None) -> int | None:
         """Width of the output for an input of width ``in_features`` (None if unknown)."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from .._checks import flag, positive_int, real
 from ..backends import Array, get_backend
+from ..backends.conv_ops import permute
 from .base import Layer, Shape
 
 
@@ -57,7 +58,7 @@ class BatchNorm(Layer):
         self.backend = get_backend(backend, dtype)
         self.axes = (0, *range(2, self.input_rank))
         self.mode: str | None = None  # "train" or "eval": which forward backward follows
-        self.xhat: Array | None = None
+        self.xc: Array | None = None
         self.inv_std: Array | None = None
         self.reset_parameters(np.random.default_rng(0))
 
@@ -73,10 +74,6 @@ class BatchNorm(Layer):
         self.buffers["running_var"] = be.full((c,), 1.0)
 
     # ------------------------------------------------------------------ forward / backward
-    def _channels(self, v: Array) -> Array:
-        """A (C,) vector shaped to broadcast against the input's channel axis."""
-        return self.xp.reshape(v, (1, self.num_features) + (1,) * (self.input_rank - 2))
-
     def _check_input(self, x: Array) -> None:
         be = self.backend
         want = format_input(self.num_features, self.input_rank)
@@ -93,9 +90,24 @@ class BatchNorm(Layer):
                 f"cast it first (backend.asarray(x)) so that no silent promotion happens"
             )
 
+    def _rows(self, x: Array) -> Array:
+        """``x`` as an (M, C) matrix, one row per value of each channel: (N, C) as is, (N, C,
+        H, W) through its (N, H, W, C) permutation (a view on NumPy, whose images are NHWC in
+        memory), so that every statistic is a column sum of a contiguous matrix."""
+        if self.input_rank == 2:
+            return x
+        return self.xp.reshape(permute(self.xp, x, (0, 2, 3, 1)), (-1, self.num_features))
+
+    def _like_input(self, rows: Array, shape: tuple[int, ...]) -> Array:
+        """(M, C) rows back to the input's shape (an NCHW view of NHWC rows for images)."""
+        if self.input_rank == 2:
+            return rows
+        n, c, h, w = shape
+        return permute(self.xp, self.xp.reshape(rows, (n, h, w, c)), (0, 3, 1, 2))
+
     def forward(self, x: Array, training: bool = False) -> Array:
         self._check_input(x)
-        xp = self.xp
+        xp, be, rows = self.xp, self.backend, self._rows(x)
         if training:
             m = int(np.prod([x.shape[a] for a in self.axes]))
             if m < 2:
@@ -104,21 +116,23 @@ class BatchNorm(Layer):
                     f"input of shape {tuple(x.shape)} (one value has no variance; in fit, a "
                     "last batch of one row: choose a batch_size that does not leave one)"
                 )
-            mean = xp.mean(x, axis=self.axes, keepdims=True)
-            xc = x - mean
-            var = xp.mean(xc * xc, axis=self.axes, keepdims=True)  # biased: / m
+            mean = be.column_sums(rows) * (1.0 / m)
+            xc = be.channel_op("subtract", rows, mean)
+            var = be.column_dots(xc, xc) * (1.0 / m)  # biased: / m
             self._update_running(mean, var, m)
             self.mode = "train"
         else:
-            xc = x - self._channels(self.buffers["running_mean"])
-            var = self._channels(self.buffers["running_var"])
+            xc = be.channel_op("subtract", rows, self.buffers["running_mean"])
+            var = self.buffers["running_var"]
             self.mode = "eval"
         self.inv_std = 1.0 / xp.sqrt(var + self.eps)
-        self.xhat = xc * self.inv_std
+        # Saved: xc = x - mean (xhat = xc inv_std is never formed: one pass fewer each way)
+        self.xc = xc  # (M, C) rows
         if not self.affine:
-            return self.xhat
-        gamma, beta = self.params["gamma"], self.params["beta"]
-        return self.xhat * self._channels(gamma) + self._channels(beta)
+            return self._like_input(be.channel_op("multiply", xc, self.inv_std), tuple(x.shape))
+        y = be.channel_op("multiply", xc, self.inv_std * self.params["gamma"])
+        be.channel_op("add", y, self.params["beta"], out=y)
+        return self._like_input(y, tuple(x.shape))
 
     def _update_running(self, mean: Array, var: Array, m: int) -> None:
         """``running = (1 - momentum) running + momentum batch_stat`` (unbiased var), in place."""
@@ -130,24 +144,26 @@ class BatchNorm(Layer):
         rv += (mom * m / (m - 1)) * xp.reshape(var, c)
 
     def backward(self, dy: Array) -> Array:
-        if self.xhat is None or self.inv_std is None or self.mode is None:
+        if self.xc is None or self.inv_std is None or self.mode is None:
             raise RuntimeError(f"{self.name}: backward called before forward")
-        xp, axes, xhat, inv_std = self.xp, self.axes, self.xhat, self.inv_std
+        be, xc, inv_std = self.backend, self.xc, self.inv_std
+        dy_rows = self._rows(dy)
+        # With dxhat = dy gamma: sum(dxhat) = gamma sum(dy), sum(dxhat xhat) = gamma sum(dy xhat)
+        sum_dy = be.column_sums(dy_rows)
+        sum_dy_xhat = be.column_dots(dy_rows, xc) * inv_std
+        scale = inv_std
         if self.affine:
-            c = (self.num_features,)
-            self.grads["gamma"][...] = xp.reshape(xp.sum(dy * xhat, axis=axes), c)
-            self.grads["beta"][...] = xp.reshape(xp.sum(dy, axis=axes), c)
-            dxhat = dy * self._channels(self.params["gamma"])
-        else:
-            dxhat = dy
+            self.grads["gamma"][...] = sum_dy_xhat
+            self.grads["beta"][...] = sum_dy
+            scale = inv_std * self.params["gamma"]
         if self.mode == "eval":
-            return dxhat * inv_std
-        m = float(np.prod([dy.shape[a] for a in axes]))
-        return (inv_std * (1.0 / m)) * (
-            m * dxhat
-            - xp.sum(dxhat, axis=axes, keepdims=True)
-            - xhat * xp.sum(dxhat * xhat, axis=axes, keepdims=True)
-        )
+            return self._like_input(be.channel_op("multiply", dy_rows, scale), tuple(dy.shape))
+        # dx = inv_std / m (m dxhat - sum(dxhat) - xhat sum(dxhat xhat)), gamma factored out
+        m = int(dy_rows.shape[0])
+        dx = be.channel_op("subtract", dy_rows, sum_dy * (1.0 / m))
+        dx -= be.channel_op("multiply", xc, sum_dy_xhat * (inv_std / m))  # xhat = xc inv_std
+        be.channel_op("multiply", dx, scale, out=dx)
+        return self._like_input(dx, tuple(dy.shape))
 
     # ------------------------------------------------------------------- description
     def config(self) -> dict[str, Any]:

@@ -100,7 +100,7 @@ class Conv2D(Layer):
         self.cols = self.backend.im2col(x, self.geometry)
         y = self.cols @ self._w2().T  # (N Ho Wo, O)
         if self.bias:
-            y += self.params["b"]
+            self.backend.channel_op("add", y, self.params["b"], out=y)
         return permute(self.xp, self.xp.reshape(y, (n, ho, wo, self.out_channels)), (0, 3, 1, 2))
 
     def _dy_rows(self, dy: Array) -> Array:
@@ -156,6 +156,14 @@ class Conv2D(Layer):
 
     def output_shape(self, input_shape: Shape | None) -> Shape:
         return (self.out_channels, *output_hw(self, self.geometry, input_shape))
+
+    def matmul_macs(self, input_shape: Shape | None) -> int:
+        """``O C kh kw`` per output pixel, times ``Ho Wo`` when the input's size is known (the
+        forward matmul is (N Ho Wo, C kh kw) @ (C kh kw, O))."""
+        pixels = 1
+        for size in self.output_shape(input_shape)[1:]:
+            pixels *= size if size is not None else 1
+        return math.prod(self.weight_shape) * pixels
 
     def describe(self) -> str:
         kh, kw = self.kernel_size

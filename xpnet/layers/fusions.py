@@ -5,6 +5,10 @@
   (``Backend.dropout_relu_backward``), then Dense's.
 * ``Dense -> ReLU``: the bias and the ReLU in one pass after the matmul.
 * ``ReLU -> Dropout`` (after anything else): backward in one pass.
+* ``ReLU -> MaxPool2D`` (every backend, NumPy included): backward takes ReLU's mask on the
+  pooled output (a quarter of the values for 2x2 windows) before routing, instead of on the
+  routed gradient: each window's gradient goes to its maximum, where ReLU's output IS the
+  window's maximum, so ``y_pool > 0`` is ReLU's mask there (a NaN window routes nothing).
 
 Each leaves Dense its input, ReLU its output and Dropout its mask (drawn from the same generator
 state as Dropout's own forward would), so the layers' own backward passes still apply.
@@ -20,6 +24,7 @@ from ..fusion import FusionRule, register_fusion
 from .activations import ReLU
 from .dense import Dense
 from .dropout import Dropout
+from .pooling import MaxPool2D
 
 
 def _has_bias(layers: Sequence[Any]) -> bool:
@@ -74,4 +79,16 @@ DENSE_RELU = register_fusion(FusionRule(
 ))
 RELU_DROPOUT = register_fusion(FusionRule(
     "relu_dropout", (ReLU, Dropout), backward=_relu_dropout_pair_backward,
+))
+
+
+def _relu_maxpool_backward(layers: Sequence[Any], dy: Array, need_dx: bool) -> Array | None:
+    relu, pool = layers
+    if pool.y is None:
+        return relu.backward(pool.backward(dy))
+    return pool.backward(relu.backend.relu_backward(dy, pool.y))
+
+
+RELU_MAXPOOL = register_fusion(FusionRule(
+    "relu_maxpool", (ReLU, MaxPool2D), backward=_relu_maxpool_backward,
 ))

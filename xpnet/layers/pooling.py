@@ -72,11 +72,13 @@ class MaxPool2D(_Pool2D):
         super().__init__(kernel_size, stride)
         #: per kernel position, where it holds its window's first maximum (see Backend.max_pool)
         self.route: list[Array] = []
+        #: the last output (the ReLU -> MaxPool2D fusion takes ReLU's mask on it)
+        self.y: Array | None = None
 
     def forward(self, x: Array, training: bool = False) -> Array:
         self._check(x)
-        y, self.route = self.backend.max_pool(x, self.geometry)
-        return y
+        self.y, self.route = self.backend.max_pool(x, self.geometry)
+        return self.y
 
     def backward(self, dy: Array) -> Array:
         shape = self._saved_shape()

@@ -28,7 +28,7 @@ class BlasThreads(Callback):
         model = state.model
         self.tuner = ThreadTuner(
             self.setting,
-            macs=largest_matmul(model.layers, state.batch_size),
+            macs=largest_matmul(model.layers, state.batch_size, model.input_shape),
             host=model.backend.is_host,
         ).__enter__()
 
