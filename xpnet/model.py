@@ -22,8 +22,8 @@ from .distributed import Communicator
 from .layers.base import Layer, Shape, Stochastic, format_shape
 from .losses import Loss, loss_from_name
 from .optim.base import Optimizer, ParamGrad
-from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
 from .threads import Threads
+from .training import Callback, History, check_batch_size, prepare_inputs, prepare_targets
 from .training import fit as _fit
 
 __all__ = ["History", "Sequential"]
