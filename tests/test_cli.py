@@ -121,7 +121,9 @@ def test_train_cnn_builds_the_convolutional_net_saves_and_evaluates(capsys, tmp_
                          "16", "--epochs", "1", "--limit", "300", "--batch-size", "32",
                          "--save", str(path), "--threads", "1")
     assert code == 0, err
-    assert "model: 784-1x28x28-4x28x28-4x14x14-8x14x14-8x7x7-392-16-10 BatchNorm2d/ReLU" in out
+    # The CNN's own recipe where the command line says nothing (the batch size it does say).
+    assert ("model: 784-1x28x28-4x28x28-4x14x14-8x14x14-8x7x7-392-16-10 BatchNorm2d/ReLU, "
+            "dropout 0.3; adam lr 0.002 beta1 0.9, cosine decay; batch 32, 1 epochs") in out
     trained = float(re.search(r"^held-out accuracy: ([\d.]+)", out, re.M).group(1))
     code, out, err = run(capsys, "evaluate", str(path), "--limit", "300")
     assert code == 0, err
@@ -171,6 +173,19 @@ def test_missing_full_dataset_is_explained_never_replaced_by_the_sample(capsys, 
     assert first.startswith("xpnet train: error: MNIST (train split) is not available")
     assert any("train-images-idx3-ubyte.gz" in line for line in details)
     assert any("--data-dir" in line for line in details)
+
+
+def test_the_mlp_keeps_its_recipe_and_options_given_win(capsys):
+    code, out, err = run(capsys, "train", "--hidden", "8", "--epochs", "1", "--limit", "100")
+    assert code == 0, err
+    assert ("dropout 0.2; adam lr 0.005 beta1 0.8, inverse-time decay 0.3; batch 256, 1 epochs"
+            in out)
+    code, out, err = run(capsys, "train", "--arch", "cnn", "--channels", "2", "--hidden", "4",
+                         "--epochs", "1", "--limit", "100", "--lr", "0.01", "--schedule",
+                         "constant", "--dropout", "0")
+    assert code == 0, err
+    assert "; adam lr 0.01 beta1 0.9, constant lr; batch 128, 1 epochs" in out
+    assert "dropout" not in out.split("; adam")[0]
 
 
 def test_channels_need_the_cnn(capsys):

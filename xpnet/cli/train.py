@@ -48,6 +48,23 @@ DEFAULTS: dict[str, Any] = {
 #: on the sample, dropout 0.2-0.3 and 30-40 epochs all land within noise of each other; on
 #: Fashion-MNIST dropout 0.5 underfits (about 1 point lower after 30 epochs).
 DEFAULT_EPOCHS = 30
+#: Where an architecture's recipe differs from the MLP's (options the user did not give).
+#: The CNN: a lower lr with BatchNorm, cosine decay to zero over a budget of 10 epochs of
+#: 60,000 images (the first Fashion-MNIST run, inverse-time decay, ended 0.7 points below its
+#: best epoch, the lr still high), batches of 128 (each step costs far more than an MLP's).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cnn": {"lr": 0.002, "beta1": 0.9, "schedule": "cosine", "dropout": 0.3,
+            "batch_size": 128, "epochs": 10},
+}
+RECIPE_OPTIONS = ("lr", "beta1", "schedule", "dropout", "batch_size", "epochs")
+
+
+def resolve_defaults(args: argparse.Namespace) -> None:
+    """Fill the options left unset (None) from ``--arch``'s recipe, else the MLP's."""
+    recipe = {**DEFAULTS, "epochs": DEFAULT_EPOCHS, **ARCH_DEFAULTS.get(args.arch, {})}
+    for key in RECIPE_OPTIONS:
+        if getattr(args, key) is None:
+            setattr(args, key, recipe[key])
 
 TRAIN_EPILOG = """\
 data sets:
@@ -65,13 +82,20 @@ defaults (the MNIST-classifier recipe):
   and accuracy on the training batches (dropout on), the accuracy on the held-out test
   split (watched only: nothing is tuned on it), the learning rate and the time taken.
 
+--arch cnn defaults: Reshape to 1x28x28, two blocks of 3x3 convolution (--channels
+  32 64) -> BatchNorm -> ReLU -> 2x2 max pooling, Dense 3136 -> 128 (--hidden) -> ReLU
+  -> dropout 0.3, 10 logits; Adam (lr 0.002, beta1 0.9) with cosine decay to zero,
+  batch 128, 10 epochs. Any option given on the command line wins.
+
 examples:
   xpnet train
       train on the shipped sample and report accuracy on its 1,000 held-out digits
   xpnet train --dataset fashion-mnist --epochs 20 --save fashion.npz
-  xpnet train --arch cnn --epochs 8 --batch-size 64
-      a convolutional network (3x3 convolutions, BatchNorm, max pooling) on the sample
-  xpnet train --arch cnn --dataset fashion-mnist --epochs 10 --lr 0.002 --save cnn.npz
+  xpnet train --arch cnn --dataset fashion-mnist --save cnn.npz
+      a convolutional network (3x3 convolutions, BatchNorm, max pooling; its own
+      defaults below): 92.1% on the 10,000 test images, about 11 minutes on 2 CPU cores
+  xpnet train --arch cnn --epochs 15 --batch-size 32 --dropout 0.5
+      the same network on the shipped sample (97-98% of the 1,000 held-out digits)
   xpnet train --dataset mnist --data-dir ~/data/mnist --backend auto
       --data-dir holds train-images-idx3-ubyte.gz and friends (or <dir>/mnist/...)
   xpnet train --hidden 200 --activation sigmoid --dropout 0 --optimizer sgd --lr 0.1 \\
@@ -103,29 +127,29 @@ def add_parser(sub: Any) -> None:
                    "BatchNorm, the activation and 2x2 max pooling (default: 32 64)")
     g.add_argument("--activation", choices=tuple(ACTIVATIONS), default=DEFAULTS["activation"],
                    help="hidden activation (default: relu)")
-    g.add_argument("--dropout", type=probability, default=DEFAULTS["dropout"], metavar="P",
-                   help="dropout after each hidden layer, 0 for none (default: 0.2)")
+    g.add_argument("--dropout", type=probability, default=None, metavar="P",
+                   help="dropout after each hidden layer, 0 for none (default: 0.2; cnn: 0.3)")
     g.add_argument("--init", choices=("he", "glorot", "uniform", "normal"), default=None,
                    help="weight init (default: he for relu/leaky_relu, glorot otherwise)")
     g = t.add_argument_group("optimization")
-    g.add_argument("--epochs", type=positive_int, metavar="N", default=DEFAULT_EPOCHS,
-                   help="passes over the training set (default: 30)")
-    g.add_argument("--batch-size", type=positive_int, metavar="N", default=DEFAULTS["batch_size"],
-                   help="minibatch size (default: 256)")
+    g.add_argument("--epochs", type=positive_int, metavar="N", default=None,
+                   help="passes over the training set (default: 30; cnn: 10)")
+    g.add_argument("--batch-size", type=positive_int, metavar="N", default=None,
+                   help="minibatch size (default: 256; cnn: 128)")
     g.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS["optimizer"],
                    help="adam, plain sgd, sgd with momentum, or nesterov (default: adam)")
-    g.add_argument("--lr", type=positive_float, metavar="X", default=DEFAULTS["lr"],
-                   help="learning rate (default: 0.005)")
-    g.add_argument("--beta1", type=unit_float, metavar="X", default=DEFAULTS["beta1"],
-                   help="Adam's first-moment decay (default: 0.8)")
+    g.add_argument("--lr", type=positive_float, metavar="X", default=None,
+                   help="learning rate (default: 0.005; cnn: 0.002)")
+    g.add_argument("--beta1", type=unit_float, metavar="X", default=None,
+                   help="Adam's first-moment decay (default: 0.8; cnn: 0.9)")
     g.add_argument("--beta2", type=unit_float, metavar="X", default=DEFAULTS["beta2"],
                    help="Adam's second-moment decay (default: 0.999)")
     g.add_argument("--momentum", type=unit_float, metavar="X", default=0.9,
                    help="momentum for --optimizer momentum/nesterov (default: 0.9)")
     g.add_argument("--weight-decay", type=nonnegative_float, metavar="X", default=0.0,
                    help="L2 weight decay (decoupled for Adam) (default: 0)")
-    g.add_argument("--schedule", choices=SCHEDULES, default=DEFAULTS["schedule"],
-                   help="learning-rate schedule per epoch (default: inverse-time)")
+    g.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="learning-rate schedule per epoch (default: inverse-time; cnn: cosine)")
     g.add_argument("--decay", type=nonnegative_float, metavar="X", default=DEFAULTS["decay"],
                    help="inverse-time: lr / (1 + decay * epoch) (default: 0.3)")
     g.add_argument("--step-size", type=positive_int, metavar="N", default=5,
@@ -215,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
     """``xpnet train``, on this process or (``--distributed``) on every rank of an MPI job."""
     if args.resume and args.checkpoint is None:
         raise CLIError("--resume needs --checkpoint PATH (the checkpoint to continue from)")
+    resolve_defaults(args)
     if args.channels is not None and args.arch != "cnn":
         raise CLIError(f"--channels is for --arch cnn (convolution blocks); got --arch {args.arch}")
     check_plot_available(args.plot)
