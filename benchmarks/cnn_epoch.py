@@ -22,25 +22,21 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
-
-def _threads_from_argv(argv: list[str]) -> int | None:
-    """``--threads N``, read before NumPy loads: BLAS reads its thread count at import."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if arg.startswith("--threads="):
-            return int(arg.split("=", 1)[1])
-    return None
-
-
-THREADS = _threads_from_argv(sys.argv[1:])
-if THREADS is not None:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(THREADS)
+# The shared pieces (benchmarks/_common.py): imported first, since it sets the BLAS threads
+# from --threads before NumPy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# isort: off
+from _common import (  # noqa: E402
+    CLASSES,
+    THREADS,
+    TorchLoop,
+    make_data,
+    torch_or_none,
+)
+# isort: on
 
 import numpy as np  # noqa: E402
 
@@ -59,18 +55,8 @@ from xpnet.losses import SoftmaxCrossEntropy  # noqa: E402
 from xpnet.optim import Adam  # noqa: E402
 from xpnet.training import BlasThreads  # noqa: E402
 
-IN, CLASSES = 784, 10
 MODEL = ("Reshape(1,28,28) Conv 1->16 3x3 pad 1, ReLU, MaxPool 2 | Conv 16->32 3x3 pad 1, ReLU, "
          "MaxPool 2 | Flatten, Dense 1568->128, ReLU, Dropout 0.25, Dense 128->10")
-
-
-def make_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped data: float32 pixels ``k / 255`` (k uniform in 0..255) and int64 labels."""
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, size=(rows, IN), dtype=np.uint8).astype(np.float32)
-    X *= np.float32(1.0 / 255.0)
-    y = rng.integers(0, CLASSES, size=rows).astype(np.int64)
-    return X, y
 
 
 def xpnet_layers() -> list[Layer]:
@@ -98,51 +84,20 @@ class XpnetRunner:
         return float(h["time"][-1])
 
 
-class TorchRunner:
+class TorchRunner(TorchLoop):
     """The same CNN in PyTorch (eager), trained with a plain loop."""
 
     def __init__(self, torch: Any, device: str, batch: int, seed: int, X: np.ndarray,
                  y: np.ndarray) -> None:
         nn = torch.nn
-        self.torch, self.device, self.batch = torch, device, batch
         torch.manual_seed(seed)
-        self.model = nn.Sequential(
+        model = nn.Sequential(
             nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(),
             nn.MaxPool2d(2), nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
             nn.Flatten(), nn.Linear(32 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25),
             nn.Linear(128, CLASSES),
-        ).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.loss = nn.CrossEntropyLoss()
-        self.X = torch.from_numpy(X).to(device)
-        self.y = torch.from_numpy(y).to(device)
-        self.last = (float("nan"), float("nan"))
-
-    def sync(self) -> None:
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-
-    def epoch(self) -> float:
-        torch, n, bs = self.torch, self.X.shape[0], self.batch
-        self.model.train()
-        self.sync()
-        t0 = time.perf_counter()
-        order = torch.randperm(n, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        hits = torch.zeros((), device=self.device)
-        for i in range(0, n, bs):
-            idx = order[i : i + bs]
-            xb, yb = self.X[idx], self.y[idx]
-            out = self.model(xb)
-            loss = self.loss(out, yb)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            loss_sum += loss.detach() * xb.shape[0]
-            hits += (out.detach().argmax(1) == yb).sum()
-        self.last = (float(loss_sum) / n, float(hits) / n)
-        self.sync()
-        return time.perf_counter() - t0
+        )
+        super().__init__(torch, device, model, batch, X, y)
 
 
 def median_rounds(contenders: dict[str, Callable[[], float]], rounds: int) -> dict[str, float]:
@@ -154,14 +109,6 @@ def median_rounds(contenders: dict[str, Callable[[], float]], rounds: int) -> di
         for k, fn in contenders.items():
             times[k].append(fn())
     return {k: statistics.median(v) for k, v in times.items()}
-
-
-def torch_or_none() -> Any:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,21 +36,19 @@ import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
-
-def _threads_from_argv(argv: list[str]) -> int | None:
-    """``--threads N``, read before NumPy loads: BLAS reads its thread count at import."""
-    for i, arg in enumerate(argv):
-        if arg == "--threads" and i + 1 < len(argv):
-            return int(argv[i + 1])
-        if arg.startswith("--threads="):
-            return int(arg.split("=", 1)[1])
-    return None
-
-
-THREADS = _threads_from_argv(sys.argv[1:])
-if THREADS is not None:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(THREADS)
+# The shared pieces (benchmarks/_common.py): imported first, since it sets the BLAS threads
+# from --threads before NumPy loads.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# isort: off
+from _common import (  # noqa: E402
+    CLASSES,
+    IN,
+    THREADS,
+    TorchLoop,
+    make_data,
+    torch_or_none,
+)
+# isort: on
 
 import numpy as np  # noqa: E402
 
@@ -61,19 +59,8 @@ from xpnet.losses import SoftmaxCrossEntropy  # noqa: E402
 from xpnet.optim import Adam  # noqa: E402
 from xpnet.training import BlasThreads  # noqa: E402
 
-IN, CLASSES = 784, 10
-
 
 # ----------------------------------------------------------------------------------- data
-def make_data(rows: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-shaped data: float32 pixels ``k / 255`` (k uniform in 0..255) and int64 labels."""
-    rng = np.random.default_rng(seed)
-    X = rng.integers(0, 256, size=(rows, IN), dtype=np.uint8).astype(np.float32)
-    X *= np.float32(1.0 / 255.0)
-    y = rng.integers(0, CLASSES, size=rows).astype(np.int64)
-    return X, y
-
-
 def matmul_flops(rows: int, widths: tuple[int, ...]) -> float:
     """FLOPs of an epoch's matmuls: forward and ``dW`` everywhere, ``dx`` but the first layer."""
     macs = 0
@@ -147,61 +134,19 @@ class XpnetRunner:
 
 
 # ---------------------------------------------------------------------------------- torch
-def torch_or_none() -> Any:
-    try:
-        import torch
-    except ImportError:
-        return None
-    return torch
-
-
-class TorchRunner:
+class TorchRunner(TorchLoop):
     """The same MLP in PyTorch (eager), trained with a plain loop."""
 
     def __init__(self, torch: Any, device: str, hidden: tuple[int, int], batch: int,
                  seed: int, X: np.ndarray, y: np.ndarray) -> None:
         nn = torch.nn
-        self.torch = torch
-        self.device = device
         torch.manual_seed(seed)
         h1, h2 = hidden
-        self.model = nn.Sequential(
+        model = nn.Sequential(
             nn.Linear(IN, h1), nn.ReLU(), nn.Dropout(0.5), nn.Linear(h1, h2), nn.ReLU(),
             nn.Dropout(0.5), nn.Linear(h2, CLASSES),
-        ).to(device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3)
-        self.loss = nn.CrossEntropyLoss()
-        self.X = torch.from_numpy(X).to(device)
-        self.y = torch.from_numpy(y).to(device)
-        self.batch = batch
-        self.last = (math.nan, math.nan)
-
-    def sync(self) -> None:
-        if self.device == "cuda":
-            self.torch.cuda.synchronize()
-
-    def epoch(self) -> float:
-        torch, n, bs = self.torch, self.X.shape[0], self.batch
-        self.model.train()
-        self.sync()
-        t0 = time.perf_counter()
-        order = torch.randperm(n, device=self.device)
-        loss_sum = torch.zeros((), device=self.device)
-        hits = torch.zeros((), device=self.device)
-        for i in range(0, n, bs):
-            idx = order[i : i + bs]
-            xb, yb = self.X[idx], self.y[idx]
-            out = self.model(xb)
-            loss = self.loss(out, yb)
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            self.opt.step()
-            # Loss and accuracy kept on the device, read once per epoch, as xpnet does on a GPU.
-            loss_sum += loss.detach() * xb.shape[0]
-            hits += (out.detach().argmax(1) == yb).sum()
-        self.last = (float(loss_sum) / n, float(hits) / n)  # the one read per epoch
-        self.sync()
-        return time.perf_counter() - t0
+        )
+        super().__init__(torch, device, model, batch, X, y)
 
 
 # ----------------------------------------------------------------------------- the floor
